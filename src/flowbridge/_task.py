@@ -1,0 +1,477 @@
+"""TaskFuture: the future a task call returns, and the life of the task behind it.
+
+A task is driven by callbacks only: its dependencies' completion callbacks launch
+it, its handle's completion callback settles it, and settling releases its
+dependents. Nothing polls and no asyncio.Task is created per function task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import enum
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+from ._deps import find_futures, substitute
+from ._command import as_command
+from ._errors import DependencyFailed, TaskTimeout, UnsupportedResource
+from .adapter import Remote, TaskSpec
+
+if TYPE_CHECKING:
+    from ._engine import WorkflowEngine
+    from ._template import TaskTemplate
+
+
+class TaskState(str, enum.Enum):
+    """Where a task is: waiting, handed to its backend, or finished one of three ways."""
+
+    PENDING = "PENDING"  # waiting for dependencies or for the backend to start
+    RUNNING = "RUNNING"  # handed to the backend
+    DONE = "DONE"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+PENDING, RUNNING, DONE, FAILED, CANCELLED = TaskState
+_FINAL = (DONE, FAILED, CANCELLED)
+_NO_RETRY = (UnsupportedResource, DependencyFailed, TypeError)
+_NOT_NATIVE = object()
+_log = logging.getLogger("flowbridge.task")
+
+#: The block whose body is running, so tasks it creates can be cancelled with it.
+current_block: contextvars.ContextVar[TaskFuture | None] = contextvars.ContextVar(
+    "flowbridge_block", default=None
+)
+
+_future_add_done_callback = asyncio.Future.add_done_callback
+_future_result = asyncio.Future.result
+_future_done = asyncio.Future.done
+
+
+class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
+    """The future of one task call: awaitable, cancellable, with ``uid`` and ``state``.
+
+    It is an ``asyncio.Future`` of the engine's loop, so ``asyncio.gather``,
+    ``wait_for``, ``wait`` and ``as_completed`` take it as it is. ``result(timeout)``
+    also works from threads other than the loop's, blocking until the task ends.
+    """
+
+    __slots__ = (
+        "uid", "_engine", "_tmpl", "_args", "_kwargs", "_fb", "_handle", "_spec", "_attempt",
+        "_pending", "_deps", "_native_deps", "_on_launch", "_on_settle", "_native", "_remote",
+        "_fetching", "_parked", "_timer", "_block", "_children",
+    )
+
+    def __init__(self, engine: WorkflowEngine, tmpl: TaskTemplate, uid: str) -> None:
+        super().__init__(loop=engine._loop)
+        self.uid = uid
+        self._engine = engine
+        self._tmpl = tmpl
+        self._fb = PENDING
+        self._handle: Any = None
+        self._spec: TaskSpec | None = None
+        self._attempt = 1
+        self._pending = 0
+        self._deps: list[Any] | None = None
+        self._native_deps: set[TaskFuture] | None = None
+        self._on_launch: list[TaskFuture] | None = None
+        self._on_settle: list[TaskFuture] | None = None
+        self._native: Any = _NOT_NATIVE
+        self._remote: Remote | None = None
+        self._fetching = False
+        self._parked: BaseException | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._children: set[TaskFuture] | None = None
+        block = current_block.get()
+        if block is not None and block._engine is engine and block._fb is RUNNING:
+            self._block = block
+            if block._children is None:
+                block._children = set()
+            block._children.add(self)
+        else:
+            self._block = None
+
+    # -- public surface --------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._tmpl.name
+
+    @property
+    def state(self) -> TaskState:
+        return self._fb
+
+    def cancel(self, msg: Any = None) -> bool:
+        """Cancel the task, its backend work where the framework can, and its dependents."""
+        if self._fb in _FINAL:
+            return False
+        self._finish(CANCELLED)
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            handle.cancel()
+        if self._children:
+            for child in list(self._children):
+                child.cancel()
+        super().cancel(msg)
+        return True
+
+    def __await__(self):  # type: ignore[override]
+        if self._remote is not None:
+            self._demand()
+        return super().__await__()
+
+    __iter__ = __await__
+
+    def add_done_callback(self, fn, *, context=None):  # type: ignore[override]
+        if self._remote is not None:
+            self._demand()
+        _future_add_done_callback(self, fn, context=context)
+
+    def result(self, timeout: float | None = None) -> Any:  # type: ignore[override]
+        """The value; off the loop's thread, block up to ``timeout`` seconds for it."""
+        if not _future_done(self):
+            self._wait_off_loop(timeout)
+        return _future_result(self)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:  # type: ignore[override]
+        if not _future_done(self):
+            self._wait_off_loop(timeout)
+        return super().exception()
+
+    def __repr__(self) -> str:
+        return f"<TaskFuture {self.uid} {self._tmpl.name!r} {self._fb.value}>"
+
+    def _wait_off_loop(self, timeout: float | None) -> None:
+        loop = self.get_loop()
+        if asyncio._get_running_loop() is loop:
+            if self._remote is not None:
+                self._demand()
+            raise asyncio.InvalidStateError(
+                f"task {self.uid} ({self.name}) has not finished: await it, or call "
+                f".result() from a thread that does not run the engine's loop"
+            )
+        ready = threading.Event()
+        loop.call_soon_threadsafe(self.add_done_callback, lambda _: ready.set())
+        if not ready.wait(timeout):
+            raise TimeoutError(f"task {self.uid} ({self.name}) did not finish within {timeout} s")
+
+    # -- dependencies -------------------------------------------------------------------
+
+    def _begin(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """On the loop: find dependencies, wait for those not ready, launch when none is left."""
+        self._args, self._kwargs = args, kwargs
+        if self._fb is not PENDING:  # cancelled before it began
+            return
+        futures = find_futures(args, kwargs) if (args or kwargs) else None
+        if futures:
+            self._deps = futures
+            loop = self.get_loop()
+            for i, dep in enumerate(futures):
+                if isinstance(dep, concurrent.futures.Future):
+                    dep = futures[i] = asyncio.wrap_future(dep, loop=loop)
+                if type(dep) is TaskFuture and dep._engine is self._engine:
+                    self._watch_task(dep)
+                elif dep.get_loop() is not loop:
+                    raise ValueError(
+                        f"task {self.name}: a future of another event loop was passed as an "
+                        f"argument; pass futures of the engine's loop"
+                    )
+                elif not dep.done():
+                    self._pending += 1
+                    dep.add_done_callback(self._dep_value_ready)
+                elif not self._dep_ok(dep):
+                    return
+        if self._pending == 0 and self._fb is PENDING:
+            self._engine._launch(self)
+
+    def _watch_task(self, dep: TaskFuture) -> None:
+        if dep._remote is None and _future_done(dep):
+            self._dep_ok(dep)
+            return
+        tmpl = self._tmpl
+        if (
+            dep._tmpl.adapter is tmpl.adapter
+            and tmpl.adapter is not None
+            and "native_dependencies" in tmpl.adapter.capabilities
+            and dep._tmpl.retries == 0
+            and dep._fb is not FAILED
+        ):
+            if self._native_deps is None:
+                self._native_deps = set()
+            self._native_deps.add(dep)
+            if dep._on_settle is None:
+                dep._on_settle = []
+            dep._on_settle.append(self)
+            if dep._native is _NOT_NATIVE and dep._fb is PENDING:
+                self._pending += 1
+                if dep._on_launch is None:
+                    dep._on_launch = []
+                dep._on_launch.append(self)
+            elif dep._native is _NOT_NATIVE:  # running without a native handle: wait for the value
+                self._native_deps.discard(dep)
+                self._pending += 1
+                dep.add_done_callback(self._dep_value_ready)
+            return
+        self._pending += 1
+        dep.add_done_callback(self._dep_value_ready)
+
+    def _dep_launched(self, dep: TaskFuture) -> None:
+        """An upstream on our adapter was submitted: its native handle is all we need."""
+        if dep._native is _NOT_NATIVE:
+            self._native_deps.discard(dep)  # type: ignore[union-attr]
+            dep.add_done_callback(self._dep_value_ready)
+            return
+        self._pending -= 1
+        if self._pending == 0 and self._fb is PENDING:
+            self._engine._launch(self)
+
+    def _dep_settled(self, dep: TaskFuture) -> None:
+        """An upstream we consume natively ended."""
+        if self._fb in _FINAL:
+            return
+        if dep._fb is DONE:
+            if self._parked is not None and not self._unsettled_native():
+                parked, self._parked = self._parked, None
+                self._fail(parked)
+            return
+        if dep._fb is CANCELLED:
+            self.cancel()
+        else:
+            self._fail_dependency(dep, dep._exception_of())
+
+    def _dep_value_ready(self, dep: asyncio.Future) -> None:  # type: ignore[type-arg]
+        if self._fb is not PENDING:
+            return
+        if self._dep_ok(dep):
+            self._pending -= 1
+            if self._pending == 0:
+                self._engine._launch(self)
+
+    def _dep_ok(self, dep: asyncio.Future) -> bool:  # type: ignore[type-arg]
+        if dep.cancelled():
+            self.cancel()
+            return False
+        exc = dep.exception()
+        if exc is not None:
+            self._fail_dependency(dep, exc)
+            return False
+        return True
+
+    def _fail_dependency(self, dep: Any, exc: BaseException) -> None:
+        label = f"{dep.uid} ({dep.name})" if isinstance(dep, TaskFuture) else repr(dep)
+        self._fail(DependencyFailed(f"{self.uid} ({self.name})", label, exc), final=True)
+
+    def _unsettled_native(self) -> bool:
+        return any(d._fb not in _FINAL for d in self._native_deps or ())
+
+    def _exception_of(self) -> BaseException:
+        return super().exception()  # type: ignore[return-value]
+
+    def _values(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """Arguments with every dependency replaced by its value or native handle."""
+        if not self._deps:
+            return self._args, self._kwargs
+        natives = self._native_deps
+
+        def lookup(fut: Any) -> Any:
+            if natives and fut in natives:
+                return fut._native
+            if isinstance(fut, concurrent.futures.Future):
+                return fut.result()
+            return _future_result(fut)
+
+        args = substitute(self._args, lookup)
+        kwargs = substitute(self._kwargs, lookup) if self._kwargs else self._kwargs
+        return args, kwargs
+
+    def _run(self) -> None:
+        """Dependencies are ready and the backend is up: start the task."""
+        tmpl = self._tmpl
+        try:
+            args, kwargs = self._values()
+            if tmpl.kind == "function":
+                self._submit(TaskSpec(self.uid, tmpl.name, "function", tmpl.func, args, kwargs, None, tmpl.resources))
+                return
+            body = tmpl.func(*args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - becomes the task's error
+            self._fail(exc, final=True)
+            return
+        if tmpl.kind == "block":
+            context = contextvars.copy_context()
+            context.run(current_block.set, self)
+            self._watch(self.get_loop().create_task(body, context=context))
+        elif asyncio.iscoroutine(body):
+            self._fb = RUNNING
+            self._handle = command = self.get_loop().create_task(body)
+            _future_add_done_callback(command, self._on_command)
+        else:
+            self._submit_command(body)
+
+    def _on_command(self, command: asyncio.Task) -> None:  # type: ignore[type-arg]
+        if command is not self._handle:
+            return
+        self._handle = None
+        if command.cancelled():
+            self.cancel()
+        elif command.exception() is not None:
+            self._fail(command.exception(), final=True)  # type: ignore[arg-type]
+        else:
+            self._submit_command(command.result())
+
+    def _submit_command(self, body_result: Any) -> None:
+        try:
+            command = as_command(body_result, self)
+        except TypeError as exc:
+            self._fail(exc, final=True)
+            return
+        tmpl = self._tmpl
+        self._submit(TaskSpec(self.uid, tmpl.name, "executable", None, (), None, command, tmpl.resources))
+
+    # -- running ----------------------------------------------------------------------
+
+    def _submit(self, spec: TaskSpec) -> None:
+        """Hand one attempt to the adapter and wait for its handle."""
+        self._spec = spec
+        try:
+            handle = self._tmpl.adapter.submit(spec)
+        except BaseException as exc:  # noqa: BLE001 - becomes the task's error
+            self._fail(exc, final=True)
+            return
+        self._watch(handle)
+        if self._on_launch is not None:
+            if "native_dependencies" in self._tmpl.adapter.capabilities:
+                native = self._tmpl.adapter.native(handle)
+                if native is not None:
+                    self._native = native
+            waiting, self._on_launch = self._on_launch, None
+            for dependent in waiting:
+                if dependent._fb is PENDING:
+                    dependent._dep_launched(self)
+
+    def _watch(self, handle: Any) -> None:
+        """Follow a running attempt: its completion settles the task, its timeout ends it."""
+        self._handle = handle
+        self._fb = RUNNING
+        if self._tmpl.timeout is not None:
+            self._timer = self.get_loop().call_later(self._tmpl.timeout, self._on_timeout, handle)
+        if isinstance(handle, asyncio.Future):
+            _future_add_done_callback(handle, self._on_handle)
+        else:
+            call_soon_threadsafe = self._engine._loop.call_soon_threadsafe
+            handle.add_done_callback(lambda h: call_soon_threadsafe(self._on_handle, h))
+
+    def _on_handle(self, handle: Any) -> None:
+        if handle is not self._handle:  # a stale attempt (timed out, cancelled, retried)
+            return
+        self._handle = None
+        if handle.cancelled():
+            self.cancel()
+            return
+        exc = handle.exception()
+        if exc is None:
+            self._succeed(handle.result())
+        elif self._native_deps and self._unsettled_native():
+            self._parked = exc  # the framework may report a dependency's error first
+        else:
+            self._fail(exc)
+
+    def _on_timeout(self, handle: Any) -> None:
+        if handle is not self._handle:
+            return
+        self._handle = None
+        handle.cancel()
+        self._fail(TaskTimeout(f"task {self.uid} ({self.name}) timed out after {self._tmpl.timeout} s"))
+
+    def _fail(self, exc: BaseException, *, final: bool = False) -> None:
+        if self._fb in _FINAL:
+            return
+        if (
+            not final
+            and self._attempt <= self._tmpl.retries
+            and self._spec is not None
+            and not isinstance(exc, _NO_RETRY)
+        ):
+            self._attempt += 1
+            self._cancel_timer()
+            _log.info("task %s (%s) failed (%s: %s); retry %d of %d", self.uid, self.name,
+                      type(exc).__name__, exc, self._attempt - 1, self._tmpl.retries)
+            self._spec.attempt = self._attempt
+            self._submit(self._spec)
+            return
+        if isinstance(exc, (StopIteration, StopAsyncIteration)):
+            exc = RuntimeError(f"task {self.uid} ({self.name}) raised {type(exc).__name__}")
+        self._finish(FAILED)
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            handle.cancel()
+        if self._children:
+            for child in list(self._children):
+                child.cancel()
+        self.set_exception(exc)
+
+    def _succeed(self, value: Any) -> None:
+        if self._fb in _FINAL:
+            return
+        if type(value) is Remote:
+            self._remote = value
+            self._finish(DONE)
+            return
+        self._finish(DONE)
+        self.set_result(value)
+
+    def _finish(self, state: TaskState) -> None:
+        """Mark the task final and tell everything that watches it."""
+        self._fb = state
+        self._cancel_timer()
+        self._engine._forget(self)
+        if self._block is not None and self._block._children is not None:
+            self._block._children.discard(self)
+        watchers, self._on_settle = self._on_settle, None
+        if watchers:
+            loop = self.get_loop()
+            for dependent in watchers:
+                loop.call_soon(dependent._dep_settled, self)
+        self._on_launch = None  # those dependents heard of the end through _on_settle
+        self._args = self._kwargs = None  # type: ignore[assignment]
+        self._deps = None
+        self._spec = None
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _demand(self) -> None:
+        """Fetch a value left on the workers, once, because something asked for it."""
+        if self._fetching or self._remote is None:
+            return
+        self._fetching = True
+        loop = self.get_loop()
+        if asyncio._get_running_loop() is not loop:
+            loop.call_soon_threadsafe(self._start_fetch)
+        else:
+            self._start_fetch()
+
+    def _start_fetch(self) -> None:
+        fetch = self._remote.fetch  # type: ignore[union-attr]
+        task = self.get_loop().create_task(fetch())
+        task.add_done_callback(self._fetched)
+
+    def _fetched(self, task: asyncio.Task) -> None:  # type: ignore[type-arg]
+        self._remote = None
+        if _future_done(self):
+            return
+        if task.cancelled():
+            self._fb = CANCELLED
+            super().cancel()
+        elif task.exception() is not None:
+            self._fb = FAILED
+            self.set_exception(task.exception())
+        else:
+            self.set_result(task.result())

@@ -1,0 +1,116 @@
+"""What the decorators make: a task template whose call returns a TaskFuture at once."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from typing import TYPE_CHECKING, Any, Callable, Literal
+
+from ._errors import UnsupportedResource
+from ._resources import Resources
+from ._task import TaskFuture
+from .adapter import Adapter, TaskSpec
+
+if TYPE_CHECKING:
+    from ._engine import WorkflowEngine
+
+Kind = Literal["function", "executable", "block"]
+OPTIONS = ("name", "resources", "retries", "timeout", "backend")
+_KIND_CAPABILITY = {"function": "functions", "executable": "executables"}
+
+
+class TaskTemplate:
+    """A decorated function: calling it submits a task and returns its TaskFuture."""
+
+    def __init__(self, engine: WorkflowEngine, func: Callable[..., Any], kind: Kind, options: dict[str, Any]) -> None:
+        self.engine = engine
+        self.func = func
+        self.kind = kind
+        self.name: str = options.get("name") or getattr(func, "__name__", type(func).__name__)
+        self.retries: int = options.get("retries", 0)
+        self.timeout: float | None = options.get("timeout")
+        self.resources: Resources | None = options.get("resources")
+        self.adapter: Adapter | None = None
+        if kind != "block":
+            route = options.get("backend")
+            self.adapter = engine._adapter_for(route, self.name)
+            self._check_adapter()
+        self._prefix = "block" if kind == "block" else "task"
+        functools.update_wrapper(self, func)  # type: ignore[arg-type]
+
+    def _check_adapter(self) -> None:
+        adapter = self.adapter
+        capability = _KIND_CAPABILITY[self.kind]
+        caps = getattr(adapter, "capabilities", frozenset())
+        if capability not in caps:
+            raise UnsupportedResource(
+                f"the {getattr(adapter, 'name', adapter)!r} backend does not run {self.kind} tasks "
+                f"({self.name}); route it to a backend that does with backend=..."
+            )
+        if self.resources is not None and hasattr(adapter, "check_resources"):
+            adapter.check_resources(TaskSpec("(at decoration)", self.name, self.kind, resources=self.resources))  # type: ignore[arg-type]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> TaskFuture:
+        engine = self.engine
+        loop = engine._loop_for_call()
+        fut = TaskFuture(engine, self, f"{self._prefix}.{next(engine._counter):06d}")
+        engine._live.add(fut)
+        if asyncio._get_running_loop() is loop:
+            fut._begin(args, kwargs)
+        else:
+            loop.call_soon_threadsafe(fut._begin, args, kwargs)
+        return fut
+
+    def __repr__(self) -> str:
+        return f"<{self.kind} task {self.name!r} of {self.engine!r}>"
+
+
+def check_options(decorator: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Validate decorator options, raising an error that says what is accepted."""
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise TypeError(
+            f"{decorator}() got unknown option(s) {', '.join(map(repr, unknown))}; "
+            f"it takes: {', '.join(OPTIONS)}"
+        )
+    out = dict(options)
+    name = out.get("name")
+    if name is not None and (not isinstance(name, str) or not name):
+        raise TypeError(f"{decorator}(name={name!r}): name must be a non-empty str")
+    retries = out.get("retries", 0)
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ValueError(f"{decorator}(retries={retries!r}): retries must be an int >= 0")
+    timeout = out.get("timeout")
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0
+    ):
+        raise ValueError(f"{decorator}(timeout={timeout!r}): timeout must be a number of seconds > 0, or None")
+    if "resources" in out:
+        out["resources"] = Resources.coerce(out["resources"])
+    backend = out.get("backend")
+    if backend is not None and not isinstance(backend, str):
+        raise TypeError(f"{decorator}(backend={backend!r}): name one of the engine's backends as a str")
+    if decorator == "block":
+        for refused in ("resources", "backend", "retries"):
+            if out.get(refused):
+                raise TypeError(
+                    f"block({refused}=...) is not supported: a block runs on the driver's loop; "
+                    f"set {refused}= on the tasks inside it"
+                )
+    return out
+
+
+def check_target(decorator: str, func: Any) -> None:
+    if not callable(func):
+        raise TypeError(
+            f"@{decorator} decorates a function; got {type(func).__name__} {func!r}. "
+            f"Use @flow.{decorator} or @flow.{decorator}(name=..., ...)"
+        )
+    if decorator == "block" and not (
+        inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(getattr(func, "__call__", None))
+    ):
+        raise TypeError(
+            f"@block needs an async function: {getattr(func, '__name__', func)!r} is not "
+            f"`async def`. Make it async, or use @function_task for a plain function"
+        )

@@ -1,0 +1,199 @@
+"""The adapter contract: what an execution backend implements to plug into flowbridge.
+
+An adapter is small on purpose::
+
+    class MyBackend(Adapter):
+        name = "mine"
+        capabilities = frozenset({"functions", "executables"})
+        supported_resources = frozenset({"cores"})
+
+        async def start(self) -> None: ...
+        def submit(self, task: TaskSpec) -> Handle: ...
+        async def shutdown(self, *, cancel: bool = True) -> None: ...
+
+``submit`` is called on the engine's event loop and must not block. It returns a
+*handle*: an ``asyncio.Future`` of the engine's loop or a ``concurrent.futures.Future``,
+resolved with the task's value (or a :class:`Remote` for a value left on the
+workers), failed with the task's exception, and cancelled by ``handle.cancel()``.
+Functions run through :func:`flowbridge.worker.call` on the worker and executables
+through :func:`flowbridge.worker.run_command`, so every adapter shows the same
+semantics. An adapter never shuts down what it did not create.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from typing import Any, Awaitable, Callable, ClassVar, Literal, Mapping, Union
+
+from ._errors import UnsupportedResource
+from ._resources import FIELDS, Resources
+
+__all__ = ["CAPABILITIES", "Adapter", "Handle", "Remote", "TaskSpec"]
+
+#: Everything an adapter may declare in ``capabilities``.
+CAPABILITIES = frozenset(
+    {
+        "functions",  # runs Python function tasks
+        "executables",  # runs executable tasks (commands)
+        "async_functions",  # runs ``async def`` bodies on a loop kept per worker
+        "cancel_running",  # can stop a task that has started
+        "native_dependencies",  # accepts its own handles as arguments (see Adapter.native)
+        "remote_results",  # may resolve handles with Remote: values stay on the workers
+        "resources.cores",
+        "resources.gpus",
+        "resources.threads",
+        "resources.memory",
+        "resources.walltime",
+        "mpi",  # tasks with ranks > 1
+        "worker_lost",  # reports dead workers / jobs as WorkerLost
+    }
+)
+
+Handle = Union["asyncio.Future[Any]", "concurrent.futures.Future[Any]"]
+
+
+class TaskSpec:
+    """One attempt of one task, as the engine hands it to an adapter.
+
+    ``kind`` is ``"function"`` (run ``func(*args, **kwargs)``) or ``"executable"``
+    (run ``command``: a ``str`` through a shell, or a tuple of argv without one).
+    Dependencies are already replaced by their values, or by the adapter's own
+    native handles when it declared ``native_dependencies``.
+    """
+
+    __slots__ = ("uid", "name", "kind", "func", "args", "kwargs", "command", "resources", "attempt")
+
+    def __init__(
+        self,
+        uid: str,
+        name: str,
+        kind: Literal["function", "executable"],
+        func: Callable[..., Any] | None = None,
+        args: tuple[Any, ...] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        command: str | tuple[str, ...] | None = None,
+        resources: Resources | None = None,
+        attempt: int = 1,
+    ) -> None:
+        self.uid = uid
+        self.name = name
+        self.kind = kind
+        self.func = func
+        self.args = args
+        self.kwargs = kwargs if kwargs is not None else {}
+        self.command = command
+        self.resources = resources
+        self.attempt = attempt
+
+    def __repr__(self) -> str:
+        return f"TaskSpec({self.uid!r}, {self.name!r}, {self.kind!r}, attempt={self.attempt})"
+
+
+class Remote:
+    """A task value left where it was computed, fetched only when something needs it.
+
+    An adapter with the ``remote_results`` capability resolves a handle with
+    ``Remote(fetch)``; the engine marks the task done at once and awaits
+    ``fetch()`` only when the user (or a dependent on another adapter) asks for
+    the value. Dependents on the same adapter get its native handle instead.
+    """
+
+    __slots__ = ("fetch",)
+
+    def __init__(self, fetch: Callable[[], Awaitable[Any]]) -> None:
+        self.fetch = fetch
+
+
+class Adapter:
+    """Base class for execution backends; validates the class attributes it declares.
+
+    Subclasses set ``name``, ``capabilities`` and ``supported_resources`` and
+    implement ``start``, ``submit`` and ``shutdown``. ``check_resources`` turns a
+    request the adapter cannot honour into :class:`UnsupportedResource` at submit.
+    """
+
+    name: ClassVar[str]
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+    supported_resources: ClassVar[frozenset[str]] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("name")
+        if name is not None and (not isinstance(name, str) or not name.isidentifier()):
+            raise TypeError(f"{cls.__qualname__}.name must be an identifier-like str, not {name!r}")
+        unknown = set(cls.capabilities) - CAPABILITIES
+        if unknown:
+            raise TypeError(
+                f"{cls.__qualname__}.capabilities has unknown entries {sorted(unknown)}; "
+                f"known: {sorted(CAPABILITIES)}"
+            )
+        bad = set(cls.supported_resources) - {*FIELDS, "extra"}
+        if bad:
+            raise TypeError(f"{cls.__qualname__}.supported_resources has unknown fields {sorted(bad)}")
+
+    # -- the contract ------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bring the backend up (or connect to one the user brought). Called once."""
+
+    def submit(self, task: TaskSpec) -> Handle:  # pragma: no cover - abstract
+        """Hand one task to the framework; return at once with its handle."""
+        raise NotImplementedError
+
+    async def shutdown(self, *, cancel: bool = True) -> None:
+        """Release what this adapter created; leave alone what the user brought."""
+
+    # -- optional hooks ------------------------------------------------------------
+
+    def native(self, handle: Handle) -> Any:
+        """The object that stands for this handle's value in a dependent's arguments.
+
+        Only called when ``native_dependencies`` is declared; return ``None`` to
+        make the engine wait for the value instead.
+        """
+        return None
+
+    # -- helpers for subclasses -----------------------------------------------------
+
+    async def ensure_started(self) -> None:
+        """Run ``start`` once, however many engines or awaits ask for it."""
+        starting = self.__dict__.get("_fb_starting")
+        if starting is None:
+            starting = self.__dict__["_fb_starting"] = asyncio.ensure_future(self.start())
+        await asyncio.shield(starting)
+
+    def __await__(self):
+        """``await Backend(...)`` as the seeds write it: starts the backend, gives it back."""
+        return self._awaited().__await__()
+
+    async def _awaited(self) -> Adapter:
+        await self.ensure_started()
+        return self
+
+    def check_resources(self, task: TaskSpec) -> None:
+        """Raise UnsupportedResource for any field of the request this adapter cannot honour."""
+        res = task.resources
+        if res is None:
+            return
+        asked = set(res.requested())
+        unsupported = sorted(asked - set(self.supported_resources))
+        if unsupported:
+            supported = ", ".join(sorted(self.supported_resources)) or "none"
+            raise UnsupportedResource(
+                f"the {self.name!r} backend cannot honour {', '.join(unsupported)} for task "
+                f"{task.name} ({task.uid}); it supports: {supported}. Route the task to a backend "
+                f"that does (backend=...), or drop the field."
+            )
+
+    def require(self, capability: str, task: TaskSpec) -> None:
+        """Raise a clear error when a task needs something this adapter lacks."""
+        if capability not in self.capabilities:
+            kinds = {"functions": "function tasks", "executables": "executable tasks"}
+            raise UnsupportedResource(
+                f"the {self.name!r} backend does not run {kinds.get(capability, capability)} "
+                f"(task {task.name}, {task.uid}); route it to another backend with backend=..."
+            )
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"

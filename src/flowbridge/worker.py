@@ -1,0 +1,119 @@
+"""What runs on the worker side: the same code for every adapter.
+
+``call`` runs a task body (``def`` or ``async def``); an ``async def`` body runs on an
+event loop that each worker thread keeps and reuses, never one ``asyncio.run`` per
+task. ``call_pickled`` does the same for a body shipped by value (cloudpickle), which
+is how functions from ``__main__``, notebooks and closures reach worker processes.
+``run_command`` runs an executable task's command and returns its stdout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import threading
+from typing import Any, Callable, Mapping, Sequence
+
+from ._errors import TaskFailed
+
+__all__ = ["call", "call_pickled", "dumps", "run_command"]
+
+STDERR_TAIL = 2000
+_local = threading.local()
+
+
+def _thread_loop() -> asyncio.AbstractEventLoop:
+    loop = getattr(_local, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = _local.loop = asyncio.new_event_loop()
+    return loop
+
+
+def _run_coroutine(coro: Any) -> Any:
+    if asyncio._get_running_loop() is None:
+        return _thread_loop().run_until_complete(coro)
+    # This thread already runs a loop (an unusual worker): use a helper thread's loop.
+    box: list[Any] = []
+
+    def runner() -> None:
+        try:
+            box.append((True, _thread_loop().run_until_complete(coro)))
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
+            box.append((False, exc))
+
+    t = threading.Thread(target=runner, name="flowbridge-async-body")
+    t.start()
+    t.join()
+    ok, value = box[0]
+    if ok:
+        return value
+    raise value
+
+
+def call(func: Callable[..., Any], args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None) -> Any:
+    """Run a task body with its arguments; await it on this thread's loop if it is async."""
+    result = func(*args, **(kwargs or {}))
+    if asyncio.iscoroutine(result):
+        return _run_coroutine(result)
+    return result
+
+
+def dumps(func: Callable[..., Any], args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None) -> bytes:
+    """Serialise a call by value, so ``__main__`` functions and closures can travel."""
+    import cloudpickle
+
+    return cloudpickle.dumps((func, tuple(args), dict(kwargs or {})))
+
+
+def call_pickled(payload: bytes) -> Any:
+    """Run a call serialised with :func:`dumps`."""
+    import pickle
+
+    func, args, kwargs = pickle.loads(payload)
+    return call(func, args, kwargs)
+
+
+def run_command(
+    command: str | Sequence[str],
+    *,
+    cwd: str | None = None,
+    env: Mapping[str, str] | None = None,
+    on_start: Callable[[subprocess.Popen[str]], None] | None = None,
+) -> str:
+    """Run an executable task's command; return its stdout, raise TaskFailed on failure.
+
+    A ``str`` runs through ``/bin/sh``; a sequence is an argv list run without a shell,
+    so its quoting is kept. ``on_start`` receives the process, so a caller can kill it.
+    """
+    shell = isinstance(command, str)
+    try:
+        proc = subprocess.Popen(
+            command,
+            shell=shell,
+            cwd=cwd,
+            env=None if env is None else dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise TaskFailed(f"cannot run {list(command)!r}: {exc}", exit_code=127, stderr=str(exc)) from None
+    if on_start is not None:
+        on_start(proc)
+    stdout, stderr = proc.communicate()
+    if proc.returncode != 0:
+        tail = stderr[-STDERR_TAIL:]
+        how = (
+            f"was killed by signal {-proc.returncode}"
+            if proc.returncode < 0
+            else f"exited with status {proc.returncode}"
+        )
+        shown = command if shell else " ".join(command)
+        raise TaskFailed(
+            f"command {shown!r} {how}" + (f"; stderr: {tail.strip()}" if tail.strip() else ""),
+            exit_code=proc.returncode,
+            stderr=tail,
+        )
+    return stdout
