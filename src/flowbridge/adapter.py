@@ -24,12 +24,30 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import getpass
+import os
+import tempfile
+from pathlib import Path
 from typing import Any, Awaitable, Callable, ClassVar, Literal, Mapping, Union
 
 from ._errors import UnsupportedResource
 from ._resources import FIELDS, Resources
 
-__all__ = ["CAPABILITIES", "Adapter", "Handle", "Remote", "TaskSpec"]
+__all__ = ["CAPABILITIES", "Adapter", "Handle", "Remote", "TaskSpec", "make_run_dir"]
+
+ENV_RUN_DIR = "FLOWBRIDGE_RUN_DIR"
+
+
+def make_run_dir(prefix: str) -> Path:
+    """A fresh directory for one adapter's sandboxes and logs, never in the working directory.
+
+    It lies under ``$FLOWBRIDGE_RUN_DIR`` when set, else under the system temp dir
+    (``<tmp>/flowbridge-<user>/``). The adapter removes it at shutdown unless the
+    user asked to keep it.
+    """
+    root = os.environ.get(ENV_RUN_DIR) or os.path.join(tempfile.gettempdir(), f"flowbridge-{getpass.getuser()}")
+    os.makedirs(root, mode=0o700, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=root))
 
 #: Everything an adapter may declare in ``capabilities``.
 CAPABILITIES = frozenset(

@@ -22,11 +22,21 @@ STDERR_TAIL = 2000
 _local = threading.local()
 
 
+class _ThreadLoop:
+    """This thread's loop for async task bodies, closed when the thread ends."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+
+    def __del__(self) -> None:
+        self.loop.close()
+
+
 def _thread_loop() -> asyncio.AbstractEventLoop:
-    loop = getattr(_local, "loop", None)
-    if loop is None or loop.is_closed():
-        loop = _local.loop = asyncio.new_event_loop()
-    return loop
+    holder = getattr(_local, "holder", None)
+    if holder is None:
+        holder = _local.holder = _ThreadLoop()
+    return holder.loop
 
 
 def _run_coroutine(coro: Any) -> Any:
