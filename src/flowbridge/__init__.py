@@ -17,6 +17,7 @@ from typing import Any
 
 from ._concurrent import ConcurrentExecutionBackend
 from ._engine import WorkflowEngine
+from ._executor import Executor
 from ._errors import (
     BackendUnavailable,
     ConfigError,
@@ -40,6 +41,7 @@ __all__ = [
     "DaskExecutionBackend",
     "DependencyFailed",
     "EngineClosed",
+    "Executor",
     "ExecutorlibExecutionBackend",
     "FlowbridgeError",
     "ParslExecutionBackend",

@@ -35,15 +35,23 @@ class DependencyFailed(FlowbridgeError):
     """
 
     def __init__(self, task: str, dependency: str, cause: BaseException) -> None:
-        root = cause.root if isinstance(cause, DependencyFailed) else cause
-        path = f"{dependency} <- " + cause.path if isinstance(cause, DependencyFailed) else dependency
+        if isinstance(cause, DependencyFailed):
+            root, origin, depth = cause.root, cause.origin, cause.depth + 1
+        else:
+            root, origin, depth = cause, dependency, 1
+        if depth == 1:
+            path = dependency
+        elif depth == 2:
+            path = f"{dependency} <- {origin}"
+        else:
+            path = f"{dependency} <- ... <- {origin}"
         super().__init__(
-            f"task {task} was not run: dependency {path} failed with "
-            f"{type(root).__name__}: {root}"
+            f"task {task} was not run: dependency {path} failed with {type(root).__name__}: {root}"
         )
         self.task = task
         self.dependency = dependency
-        self.path = path
+        self.origin = origin  # the task whose own error started the failure
+        self.depth = depth
         self.root = root
         self.__cause__ = cause
 

@@ -1,0 +1,7 @@
+# Seed 004, the executorlib paper, first example (the Executor interface), verbatim
+# but for the import line (executorlib -> flowbridge). Run it with plain python.
+from flowbridge import Executor
+
+with Executor(backend="local") as exe:
+    future_lst = [exe.submit(sum, [i, i]) for i in range(1, 5)]
+    print([fs.result() for fs in future_lst])
