@@ -16,8 +16,9 @@ import inspect
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass
@@ -83,9 +84,7 @@ def report(title: str, cases: list[Case], args: argparse.Namespace) -> int:
     print("-" * len(header))
     failed = False
     for case in cases:
-        cells = "".join(
-            f"{case.seconds[label]:>21.3f}s" if label in case.seconds else f"{'-':>22}" for label in labels
-        )
+        cells = "".join(f"{case.seconds[label]:>21.3f}s" if label in case.seconds else f"{'-':>22}" for label in labels)
         ratio = f"{case.ratio:>8.2f}x" if case.ratio is not None else f"{'-':>9}"
         limit = f"{case.limit:>8.2f}x" if case.limit is not None else f"{'-':>9}"
         verdict = {True: "yes", False: "NO", None: ""}[case.ok]
@@ -96,8 +95,16 @@ def report(title: str, cases: list[Case], args: argparse.Namespace) -> int:
         with open(args.json, "w") as fh:
             json.dump(
                 [
-                    {"name": c.name, "seconds": c.seconds, "baseline": c.baseline, "subject": c.subject,
-                     "ratio": c.ratio, "limit": c.limit, "ok": c.ok, "note": c.note}
+                    {
+                        "name": c.name,
+                        "seconds": c.seconds,
+                        "baseline": c.baseline,
+                        "subject": c.subject,
+                        "ratio": c.ratio,
+                        "limit": c.limit,
+                        "ok": c.ok,
+                        "note": c.note,
+                    }
                     for c in cases
                 ],
                 fh,

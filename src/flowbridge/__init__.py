@@ -1,14 +1,14 @@
 """flowbridge: one asyncio front-end for workflows, many HPC stacks behind it.
 
-    from flowbridge import WorkflowEngine
+from flowbridge import WorkflowEngine
 
-    flow = WorkflowEngine()              # local threads; or backend="dask", "parsl", ...
+flow = WorkflowEngine()              # local threads; or backend="dask", "parsl", ...
 
-    @flow.function_task
-    def square(x):
-        return x * x
+@flow.function_task
+def square(x):
+    return x * x
 
-    total = await flow.function_task(sum)([square(i) for i in range(4)])
+total = await flow.function_task(sum)([square(i) for i in range(4)])
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from typing import Any
 
 from ._concurrent import ConcurrentExecutionBackend
 from ._engine import WorkflowEngine
-from ._executor import Executor
 from ._errors import (
     BackendUnavailable,
     ConfigError,
@@ -29,6 +28,7 @@ from ._errors import (
     UnsupportedResource,
     WorkerLost,
 )
+from ._executor import Executor
 from ._resources import Resources
 from ._task import TaskFuture, TaskState
 

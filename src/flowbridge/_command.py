@@ -29,6 +29,5 @@ def as_command(value: Any, task: Any) -> str | tuple[str, ...]:
                 )
         return tuple(argv)
     raise TypeError(
-        f"{where} must return a command, a str run by a shell or an argv list, "
-        f"not {type(value).__name__} ({value!r})"
+        f"{where} must return a command, a str run by a shell or an argv list, not {type(value).__name__} ({value!r})"
     )

@@ -24,7 +24,7 @@ class ConcurrentExecutionBackend(Adapter):
 
     name = "concurrent"
     capabilities = frozenset({"functions", "executables", "async_functions"})
-    supported_resources: frozenset[str] = frozenset()
+    supported_resources = frozenset()
 
     def __init__(
         self,
@@ -45,7 +45,9 @@ class ConcurrentExecutionBackend(Adapter):
             )
         else:
             if processes or max_workers is not None:
-                raise TypeError("processes= and max_workers= size an executor flowbridge creates; yours is already made")
+                raise TypeError(
+                    "processes= and max_workers= size an executor flowbridge creates; yours is already made"
+                )
             self._owned = False
         self.executor = executor
         self._threads = isinstance(executor, concurrent.futures.ThreadPoolExecutor)
@@ -57,21 +59,21 @@ class ConcurrentExecutionBackend(Adapter):
     def submit(self, task: TaskSpec) -> Any:
         if task.resources is not None:
             self.check_resources(task)
-        if task.kind == "function":
+        if task.func is not None:
             if self._threads:
                 return self.executor.submit(worker.call, task.func, task.args, task.kwargs)
             return self.executor.submit(worker.call_pickled, worker.dumps(task.func, task.args, task.kwargs))
+        assert task.command is not None
         if not self._threads:
             return self.executor.submit(worker.run_command, task.command)
         return self._submit_killable(task)
 
     def _submit_killable(self, task: TaskSpec) -> concurrent.futures.Future[str]:
         """A command on a thread whose process is killed when the task is cancelled."""
-        uid, procs = task.uid, self._procs
+        uid, procs, command = task.uid, self._procs, task.command
+        assert command is not None
         outer: concurrent.futures.Future[str] = _KillOnCancel(procs, uid)
-        inner = self.executor.submit(
-            worker.run_command, task.command, on_start=lambda p: procs.__setitem__(uid, p)
-        )
+        inner = self.executor.submit(worker.run_command, command, on_start=lambda p: procs.__setitem__(uid, p))
 
         def copy(done: concurrent.futures.Future[str]) -> None:
             procs.pop(uid, None)

@@ -73,7 +73,7 @@ def profile(name: str) -> tuple[str, dict[str, Any]]:
     options = dict(profiles[name])
     backend = options.pop("backend", None)
     if not isinstance(backend, str):
-        raise ConfigError(f"profile {name!r} in {path} needs backend = \"<name>\" (e.g. \"dask\")")
+        raise ConfigError(f'profile {name!r} in {path} needs backend = "<name>" (e.g. "dask")')
     return backend, options
 
 

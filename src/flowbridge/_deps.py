@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 _CONTAINERS = (list, tuple, dict, set, frozenset)
 _FUTURES = (asyncio.Future, concurrent.futures.Future)

@@ -6,7 +6,8 @@ import asyncio
 import itertools
 import logging
 import threading
-from typing import Any, Callable, Mapping, TypeVar, overload
+from collections.abc import Callable, Mapping
+from typing import Any, overload
 
 from ._errors import EngineClosed, FlowbridgeError
 from ._task import TaskFuture
@@ -14,7 +15,6 @@ from ._template import TaskTemplate, check_options, check_target
 from .adapter import Adapter
 
 _log = logging.getLogger("flowbridge.engine")
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 class WorkflowEngine:
@@ -114,9 +114,7 @@ class WorkflowEngine:
                 loop = asyncio.get_running_loop()
             except RuntimeError:
                 loop = asyncio.new_event_loop()
-                self._thread = threading.Thread(
-                    target=loop.run_forever, name="flowbridge-loop", daemon=True
-                )
+                self._thread = threading.Thread(target=loop.run_forever, name="flowbridge-loop", daemon=True)
                 self._thread.start()
                 loop.call_soon_threadsafe(self._bind, loop)
                 self._loop = loop
@@ -127,7 +125,7 @@ class WorkflowEngine:
     async def _start_backends(self) -> None:
         try:
             await asyncio.gather(*(_start(a) for a in self._adapters.values()))
-        except BaseException as exc:  # noqa: BLE001 - kept and raised to every waiter
+        except BaseException as exc:
             names = ", ".join(repr(getattr(a, "name", a)) for a in self._adapters.values())
             error = FlowbridgeError(f"backend {names} failed to start: {type(exc).__name__}: {exc}")
             error.__cause__ = exc
@@ -216,7 +214,7 @@ class WorkflowEngine:
         results = await asyncio.gather(
             *(_shutdown_adapter(a, cancel) for a in self._adapters.values()), return_exceptions=True
         )
-        for adapter, result in zip(self._adapters.values(), results):
+        for adapter, result in zip(self._adapters.values(), results, strict=True):
             if isinstance(result, BaseException):
                 _log.warning("backend %r did not shut down cleanly: %r", getattr(adapter, "name", adapter), result)
 
@@ -230,29 +228,29 @@ class WorkflowEngine:
     # -- decorators --------------------------------------------------------------------
 
     @overload
-    def function_task(self, func: F) -> F: ...
+    def function_task(self, func: Callable[..., Any], /, **options: Any) -> TaskTemplate: ...
     @overload
-    def function_task(self, func: None = None, **options: Any) -> Callable[[F], F]: ...
+    def function_task(self, func: None = None, /, **options: Any) -> Callable[[Callable[..., Any]], TaskTemplate]: ...
 
-    def function_task(self, func: Any = None, **options: Any) -> Any:
+    def function_task(self, func: Any = None, /, **options: Any) -> Any:
         """Make a function (``def`` or ``async def``) a task that runs on the backend."""
         return self._decorate("function_task", "function", func, options)
 
     @overload
-    def executable_task(self, func: F) -> F: ...
+    def executable_task(self, func: Callable[..., Any], /, **options: Any) -> TaskTemplate: ...
     @overload
-    def executable_task(self, func: None = None, **options: Any) -> Callable[[F], F]: ...
+    def executable_task(self, func: None = None, /, **options: Any) -> Callable[[Callable[..., Any]], TaskTemplate]: ...
 
-    def executable_task(self, func: Any = None, **options: Any) -> Any:
+    def executable_task(self, func: Any = None, /, **options: Any) -> Any:
         """Make a function that returns a command a task: the command runs on the backend."""
         return self._decorate("executable_task", "executable", func, options)
 
     @overload
-    def block(self, func: F) -> F: ...
+    def block(self, func: Callable[..., Any], /, **options: Any) -> TaskTemplate: ...
     @overload
-    def block(self, func: None = None, **options: Any) -> Callable[[F], F]: ...
+    def block(self, func: None = None, /, **options: Any) -> Callable[[Callable[..., Any]], TaskTemplate]: ...
 
-    def block(self, func: Any = None, **options: Any) -> Any:
+    def block(self, func: Any = None, /, **options: Any) -> Any:
         """Make an async function a block: a composite workflow run on the driver's loop."""
         return self._decorate("block", "block", func, options)
 

@@ -28,6 +28,10 @@ def _rebuild_task_failed(message: str, exit_code: int | None, stderr: str) -> Ta
 
 
 class DependencyFailed(FlowbridgeError):
+    root: BaseException
+    origin: str
+    depth: int
+
     """A task was not run because a task it depends on failed.
 
     ``__cause__`` is the dependency's own error, so following the chain of
@@ -35,6 +39,7 @@ class DependencyFailed(FlowbridgeError):
     """
 
     def __init__(self, task: str, dependency: str, cause: BaseException) -> None:
+        root: BaseException
         if isinstance(cause, DependencyFailed):
             root, origin, depth = cause.root, cause.origin, cause.depth + 1
         else:
@@ -45,9 +50,7 @@ class DependencyFailed(FlowbridgeError):
             path = f"{dependency} <- {origin}"
         else:
             path = f"{dependency} <- ... <- {origin}"
-        super().__init__(
-            f"task {task} was not run: dependency {path} failed with {type(root).__name__}: {root}"
-        )
+        super().__init__(f"task {task} was not run: dependency {path} failed with {type(root).__name__}: {root}")
         self.task = task
         self.dependency = dependency
         self.origin = origin  # the task whose own error started the failure

@@ -9,7 +9,8 @@ event loop on a thread, so plain synchronous code can use every flowbridge backe
 from __future__ import annotations
 
 import concurrent.futures
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ._concurrent import ConcurrentExecutionBackend
 from ._engine import WorkflowEngine

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ._errors import BackendUnavailable, ConfigError
 
@@ -46,7 +47,8 @@ def load(name: str) -> type:
     except ImportError as exc:
         hint = f'pip install "flowbridge[{extra}]"' if extra else f"install the package that provides {module_name}"
         raise BackendUnavailable(f"{name!r} is not installed; {hint} ({exc})") from exc
-    return getattr(module, attr)
+    cls: type = getattr(module, attr)
+    return cls
 
 
 def create(name: str, options: Mapping[str, Any] | None = None) -> Any:

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 _MEMORY_UNITS = {
-    "": 1, "b": 1,
-    "k": 1000, "kb": 1000, "kib": 1024,
-    "m": 1000**2, "mb": 1000**2, "mib": 1024**2,
-    "g": 1000**3, "gb": 1000**3, "gib": 1024**3,
-    "t": 1000**4, "tb": 1000**4, "tib": 1024**4,
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "kib": 1024,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "gib": 1024**3,
+    "t": 1000**4,
+    "tb": 1000**4,
+    "tib": 1024**4,
 }
 _MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 _COUNT_FIELDS = ("cores", "gpus", "threads", "ranks")
@@ -21,14 +31,13 @@ def _parse_memory(value: int | str) -> int:
     """Bytes from an int (bytes) or a string such as ``"4GB"`` / ``"512MiB"``."""
     if isinstance(value, bool):
         raise ValueError("Resources(memory=...) takes bytes as an int or a string such as '4GB'")
+    number: float
     if isinstance(value, int):
         number, unit = value, ""
     elif isinstance(value, str) and (m := _MEMORY_RE.match(value)):
         number, unit = float(m.group(1)), m.group(2).lower()
     else:
-        raise ValueError(
-            f"Resources(memory={value!r}) is not a size: use bytes as an int or a string such as '4GB'"
-        )
+        raise ValueError(f"Resources(memory={value!r}) is not a size: use bytes as an int or a string such as '4GB'")
     if unit not in _MEMORY_UNITS:
         raise ValueError(f"Resources(memory={value!r}): unknown unit {unit!r}; use KB, MB, GB, TB or KiB, MiB, GiB")
     size = int(number * _MEMORY_UNITS[unit])
@@ -90,7 +99,7 @@ class Resources:
         walltime: float | str | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> None:
-        for name, value in zip(_COUNT_FIELDS, (cores, gpus, threads, ranks)):
+        for name, value in zip(_COUNT_FIELDS, (cores, gpus, threads, ranks), strict=True):
             if value is not None:
                 if isinstance(value, bool) or not isinstance(value, int):
                     raise TypeError(f"Resources({name}={value!r}) must be an int")

@@ -15,8 +15,8 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
-from ._deps import find_futures, substitute
 from ._command import as_command
+from ._deps import find_futures, substitute
 from ._errors import DependencyFailed, TaskTimeout, UnsupportedResource
 from .adapter import Remote, TaskSpec
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ._template import TaskTemplate
 
 
-class TaskState(str, enum.Enum):
+class TaskState(enum.StrEnum):
     """Where a task is: waiting, handed to its backend, or finished one of three ways."""
 
     PENDING = "PENDING"  # waiting for dependencies or for the backend to start
@@ -33,9 +33,6 @@ class TaskState(str, enum.Enum):
     DONE = "DONE"
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 PENDING, RUNNING, DONE, FAILED, CANCELLED = TaskState
@@ -45,9 +42,7 @@ _NOT_NATIVE = object()
 _log = logging.getLogger("flowbridge.task")
 
 #: The block whose body is running, so tasks it creates can be cancelled with it.
-current_block: contextvars.ContextVar[TaskFuture | None] = contextvars.ContextVar(
-    "flowbridge_block", default=None
-)
+current_block: contextvars.ContextVar[TaskFuture | None] = contextvars.ContextVar("flowbridge_block", default=None)
 
 _future_add_done_callback = asyncio.Future.add_done_callback
 _future_result = asyncio.Future.result
@@ -63,9 +58,27 @@ class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
     """
 
     __slots__ = (
-        "uid", "_engine", "_tmpl", "_args", "_kwargs", "_fb", "_handle", "_spec", "_attempt",
-        "_pending", "_deps", "_native_deps", "_on_launch", "_on_settle", "_native", "_remote",
-        "_fetching", "_parked", "_timer", "_block", "_children",
+        "_args",
+        "_attempt",
+        "_block",
+        "_children",
+        "_deps",
+        "_engine",
+        "_fb",
+        "_fetching",
+        "_handle",
+        "_kwargs",
+        "_native",
+        "_native_deps",
+        "_on_launch",
+        "_on_settle",
+        "_parked",
+        "_pending",
+        "_remote",
+        "_spec",
+        "_timer",
+        "_tmpl",
+        "uid",
     )
 
     def __init__(self, engine: WorkflowEngine, tmpl: TaskTemplate, uid: str) -> None:
@@ -88,14 +101,13 @@ class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
         self._parked: BaseException | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._children: set[TaskFuture] | None = None
+        self._block: TaskFuture | None = None
         block = current_block.get()
         if block is not None and block._engine is engine and block._fb is RUNNING:
             self._block = block
             if block._children is None:
                 block._children = set()
             block._children.add(self)
-        else:
-            self._block = None
 
     # -- public surface --------------------------------------------------------------
 
@@ -299,7 +311,7 @@ class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
                 self._submit(TaskSpec(self.uid, tmpl.name, "function", tmpl.func, args, kwargs, None, tmpl.resources))
                 return
             body = tmpl.func(*args, **kwargs)
-        except BaseException as exc:  # noqa: BLE001 - becomes the task's error
+        except BaseException as exc:
             self._fail(exc, final=True)
             return
         if tmpl.kind == "block":
@@ -340,7 +352,7 @@ class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
         self._spec = spec
         try:
             handle = self._tmpl.adapter.submit(spec)
-        except BaseException as exc:  # noqa: BLE001 - becomes the task's error
+        except BaseException as exc:
             self._fail(exc, final=True)
             return
         self._watch(handle)
@@ -363,7 +375,7 @@ class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
         if isinstance(handle, asyncio.Future):
             _future_add_done_callback(handle, self._on_handle)
         else:
-            call_soon_threadsafe = self._engine._loop.call_soon_threadsafe
+            call_soon_threadsafe = self.get_loop().call_soon_threadsafe
             handle.add_done_callback(lambda h: call_soon_threadsafe(self._on_handle, h))
 
     def _on_handle(self, handle: Any) -> None:
@@ -399,8 +411,15 @@ class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
         ):
             self._attempt += 1
             self._cancel_timer()
-            _log.info("task %s (%s) failed (%s: %s); retry %d of %d", self.uid, self.name,
-                      type(exc).__name__, exc, self._attempt - 1, self._tmpl.retries)
+            _log.info(
+                "task %s (%s) failed (%s: %s); retry %d of %d",
+                self.uid,
+                self.name,
+                type(exc).__name__,
+                exc,
+                self._attempt - 1,
+                self._tmpl.retries,
+            )
             self._spec.attempt = self._attempt
             self._submit(self._spec)
             return
@@ -460,18 +479,19 @@ class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
 
     def _start_fetch(self) -> None:
         fetch = self._remote.fetch  # type: ignore[union-attr]
-        task = self.get_loop().create_task(fetch())
+        task = asyncio.ensure_future(fetch(), loop=self.get_loop())
         task.add_done_callback(self._fetched)
 
-    def _fetched(self, task: asyncio.Task) -> None:  # type: ignore[type-arg]
+    def _fetched(self, task: asyncio.Future[Any]) -> None:
         self._remote = None
         if _future_done(self):
             return
+        exc = None if task.cancelled() else task.exception()
         if task.cancelled():
             self._fb = CANCELLED
             super().cancel()
-        elif task.exception() is not None:
+        elif exc is not None:  # the value was lost with its worker, say
             self._fb = FAILED
-            self.set_exception(task.exception())
+            self.set_exception(exc)
         else:
             self.set_result(task.result())

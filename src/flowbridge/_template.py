@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-from typing import TYPE_CHECKING, Any, Callable, Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._errors import UnsupportedResource
 from ._resources import Resources
 from ._task import TaskFuture
-from .adapter import Adapter, TaskSpec
+from .adapter import TaskSpec
 
 if TYPE_CHECKING:
     from ._engine import WorkflowEngine
@@ -27,11 +28,11 @@ class TaskTemplate:
         self.engine = engine
         self.func = func
         self.kind = kind
-        self.name: str = options.get("name") or getattr(func, "__name__", type(func).__name__)
+        self.name: str = options.get("name") or getattr(func, "__name__", None) or type(func).__name__
         self.retries: int = options.get("retries", 0)
         self.timeout: float | None = options.get("timeout")
         self.resources: Resources | None = options.get("resources")
-        self.adapter: Adapter | None = None
+        self.adapter: Any = None  # an Adapter, or any object with its methods
         if kind != "block":
             route = options.get("backend")
             self.adapter = engine._adapter_for(route, self.name)
@@ -40,16 +41,17 @@ class TaskTemplate:
         functools.update_wrapper(self, func)  # type: ignore[arg-type]
 
     def _check_adapter(self) -> None:
-        adapter = self.adapter
+        adapter: Any = self.adapter
         capability = _KIND_CAPABILITY[self.kind]
-        caps = getattr(adapter, "capabilities", frozenset())
+        caps: frozenset[str] = getattr(adapter, "capabilities", frozenset())
         if capability not in caps:
             raise UnsupportedResource(
                 f"the {getattr(adapter, 'name', adapter)!r} backend does not run {self.kind} tasks "
                 f"({self.name}); route it to a backend that does with backend=..."
             )
         if self.resources is not None and hasattr(adapter, "check_resources"):
-            adapter.check_resources(TaskSpec("(at decoration)", self.name, self.kind, resources=self.resources))  # type: ignore[arg-type]
+            kind: Any = self.kind
+            adapter.check_resources(TaskSpec("(at decoration)", self.name, kind, resources=self.resources))
 
     def __call__(self, *args: Any, **kwargs: Any) -> TaskFuture:
         engine = self.engine
@@ -71,8 +73,7 @@ def check_options(decorator: str, options: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
         raise TypeError(
-            f"{decorator}() got unknown option(s) {', '.join(map(repr, unknown))}; "
-            f"it takes: {', '.join(OPTIONS)}"
+            f"{decorator}() got unknown option(s) {', '.join(map(repr, unknown))}; it takes: {', '.join(OPTIONS)}"
         )
     out = dict(options)
     name = out.get("name")
@@ -82,9 +83,7 @@ def check_options(decorator: str, options: dict[str, Any]) -> dict[str, Any]:
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ValueError(f"{decorator}(retries={retries!r}): retries must be an int >= 0")
     timeout = out.get("timeout")
-    if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0
-    ):
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0):
         raise ValueError(f"{decorator}(timeout={timeout!r}): timeout must be a number of seconds > 0, or None")
     if "resources" in out:
         out["resources"] = Resources.coerce(out["resources"])
@@ -108,7 +107,7 @@ def check_target(decorator: str, func: Any) -> None:
             f"Use @flow.{decorator} or @flow.{decorator}(name=..., ...)"
         )
     if decorator == "block" and not (
-        inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(getattr(func, "__call__", None))
+        inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(getattr(type(func), "__call__", None))  # noqa: B004
     ):
         raise TypeError(
             f"@block needs an async function: {getattr(func, '__name__', func)!r} is not "

@@ -27,8 +27,9 @@ import concurrent.futures
 import getpass
 import os
 import tempfile
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any, Awaitable, Callable, ClassVar, Literal, Mapping, Union
+from typing import Any, ClassVar, Literal, Union
 
 from ._errors import UnsupportedResource
 from ._resources import FIELDS, Resources
@@ -48,6 +49,7 @@ def make_run_dir(prefix: str) -> Path:
     root = os.environ.get(ENV_RUN_DIR) or os.path.join(tempfile.gettempdir(), f"flowbridge-{getpass.getuser()}")
     os.makedirs(root, mode=0o700, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=root))
+
 
 #: Everything an adapter may declare in ``capabilities``.
 CAPABILITIES = frozenset(
@@ -80,7 +82,7 @@ class TaskSpec:
     native handles when it declared ``native_dependencies``.
     """
 
-    __slots__ = ("uid", "name", "kind", "func", "args", "kwargs", "command", "resources", "attempt")
+    __slots__ = ("args", "attempt", "command", "func", "kind", "kwargs", "name", "resources", "uid")
 
     def __init__(
         self,
@@ -143,8 +145,7 @@ class Adapter:
         unknown = set(cls.capabilities) - CAPABILITIES
         if unknown:
             raise TypeError(
-                f"{cls.__qualname__}.capabilities has unknown entries {sorted(unknown)}; "
-                f"known: {sorted(CAPABILITIES)}"
+                f"{cls.__qualname__}.capabilities has unknown entries {sorted(unknown)}; known: {sorted(CAPABILITIES)}"
             )
         bad = set(cls.supported_resources) - {*FIELDS, "extra"}
         if bad:

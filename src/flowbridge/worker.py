@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import threading
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from ._errors import TaskFailed
 
@@ -48,7 +49,7 @@ def _run_coroutine(coro: Any) -> Any:
     def runner() -> None:
         try:
             box.append((True, _thread_loop().run_until_complete(coro)))
-        except BaseException as exc:  # noqa: BLE001 - re-raised below
+        except BaseException as exc:
             box.append((False, exc))
 
     t = threading.Thread(target=runner, name="flowbridge-async-body")
@@ -70,9 +71,10 @@ def call(func: Callable[..., Any], args: Sequence[Any] = (), kwargs: Mapping[str
 
 def dumps(func: Callable[..., Any], args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None) -> bytes:
     """Serialise a call by value, so ``__main__`` functions and closures can travel."""
-    import cloudpickle
+    import cloudpickle  # type: ignore[import-untyped]
 
-    return cloudpickle.dumps((func, tuple(args), dict(kwargs or {})))
+    payload: bytes = cloudpickle.dumps((func, tuple(args), dict(kwargs or {})))
+    return payload
 
 
 def call_pickled(payload: bytes) -> Any:

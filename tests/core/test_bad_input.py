@@ -33,7 +33,9 @@ def test_unknown_decorator_option(flow):
         flow.function_task(cores=2)
 
 
-@pytest.mark.parametrize("option", [{"timeout": -1}, {"timeout": 0}, {"timeout": "5"}, {"retries": -1}, {"retries": 1.5}])
+@pytest.mark.parametrize(
+    "option", [{"timeout": -1}, {"timeout": 0}, {"timeout": "5"}, {"retries": -1}, {"retries": 1.5}]
+)
 def test_negative_or_wrong_timeout_and_retries(flow, option):
     with pytest.raises(ValueError, match=f"{next(iter(option))} must be"):
         flow.function_task(**option)
@@ -79,8 +81,13 @@ def test_threads_refuse_resources_at_decoration(flow):
 
 
 async def test_executable_bad_returns(flow):
-    for bad, message in [(None, "not NoneType"), (3, "not int"), ("  ", "empty command"), ([], "empty argv"),
-                         (["ls", None], "holding None")]:
+    for bad, message in [
+        (None, "not NoneType"),
+        (3, "not int"),
+        ("  ", "empty command"),
+        ([], "empty argv"),
+        (["ls", None], "holding None"),
+    ]:
         task = flow.executable_task(name="bad")(lambda bad=bad: bad)()
         with pytest.raises(TypeError, match=message) as info:
             await task
@@ -103,7 +110,9 @@ def test_unknown_backend_name_lists_known():
 
 
 def test_known_but_uninstalled_backend_names_the_extra():
-    with pytest.raises(BackendUnavailable, match=r"'executorlib' is not installed; pip install \"flowbridge\[executorlib\]\""):
+    with pytest.raises(
+        BackendUnavailable, match=r"'executorlib' is not installed; pip install \"flowbridge\[executorlib\]\""
+    ):
         WorkflowEngine(backend="executorlib")
     with pytest.raises(ImportError):  # also catchable as the ImportError it is
         from flowbridge import ExecutorlibExecutionBackend  # noqa: F401

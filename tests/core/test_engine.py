@@ -188,6 +188,7 @@ async def test_retry_logs_through_the_flowbridge_logger(tmp_path, caplog):
 
 async def test_dependency_failure_reaches_deep_chains_without_recursion_errors():
     async with WorkflowEngine() as flow:
+
         def boom():
             raise KeyError("root")
 

@@ -188,7 +188,7 @@ cmd_up() {
     # half up (a daemon died)? clean it away first
     cmd_down_quiet
     local other
-    other="$(foreign_daemons)"
+    other="$(foreign_daemons | tr "\n" " ")"
     [[ -z "$other" ]] || die "other slurm daemons are running ($other); stop them first (slurm.sh down THEIR_STATE_DIR)"
 
     local host i

@@ -144,7 +144,8 @@ class ConformanceSuite:
             await asyncio.wait_for(grandchild, QUICK)
         error = info.value
         assert isinstance(error.root, KeyError)
-        chain, cause = [], error
+        chain: list[BaseException] = []
+        cause: BaseException | None = error
         while cause is not None:
             chain.append(cause)
             cause = cause.__cause__
@@ -227,6 +228,7 @@ class ConformanceSuite:
 
     @pytest.mark.asyncio
     async def test_executable_bad_return(self, flow: WorkflowEngine) -> None:
+        bad: Any
         for bad in (None, 3, "", []):
             task = flow.executable_task(name="bad")(lambda bad=bad: bad)()
             with pytest.raises(TypeError, match="bad"):
@@ -263,7 +265,7 @@ class ConformanceSuite:
         a = flow.function_task(add)
 
         @flow.block
-        async def pipeline(start: int) -> int:
+        async def pipeline(start: int) -> Any:
             return await a(await a(start, 1), 1)
 
         first = pipeline(0)

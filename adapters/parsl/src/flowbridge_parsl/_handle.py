@@ -1,0 +1,82 @@
+"""The handle of one task: a Future that follows an AppFuture, translating Parsl's errors.
+
+Parsl's ``AppFuture.cancel()`` raises, and a DataFlowKernel that is cleaned up leaves
+its futures pending forever; this handle can always be cancelled, which settles it.
+It is also what dependents on the same adapter receive as their native dependency:
+the DataFlowKernel accepts any ``concurrent.futures.Future``, so a cancelled upstream
+makes Parsl fail its dependents (``DependencyError``) instead of running them.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from typing import Any
+
+from parsl.app.errors import AppTimeout
+from parsl.dataflow.errors import DependencyError
+from parsl.executors.high_throughput.errors import ManagerLost
+from parsl.executors.high_throughput.errors import WorkerLost as ParslWorkerLost
+
+from flowbridge import DependencyFailed, TaskTimeout, WorkerLost
+
+_InvalidState = concurrent.futures.InvalidStateError
+
+
+class ParslTask(concurrent.futures.Future):  # type: ignore[type-arg]
+    """One submitted attempt; its ``repr`` names the flowbridge task, as Parsl's errors quote it."""
+
+    def __init__(self, uid: str, name: str, live: set[ParslTask]) -> None:
+        super().__init__()
+        self.uid = uid
+        self.name = name
+        self.app_future: Any = None
+        self._live = live
+        live.add(self)
+
+    def __repr__(self) -> str:
+        return f"{self.uid} ({self.name})"
+
+    def follow(self, app_future: Any) -> None:
+        self.app_future = app_future
+        app_future.add_done_callback(self._settle)
+
+    def _settle(self, app_future: Any) -> None:
+        self._live.discard(self)
+        if self.done():  # cancelled meanwhile
+            return
+        exc = app_future.exception()
+        try:
+            if exc is None:
+                self.set_result(app_future.result())
+                return
+            exc = translate(exc, self)
+            if isinstance(exc, concurrent.futures.CancelledError):  # an upstream was cancelled
+                super().cancel()
+            else:
+                self.set_exception(exc)
+        except _InvalidState:  # cancelled between the check and the set
+            pass
+
+    def cancel(self) -> bool:
+        """Settle the handle as cancelled; HTEX cannot stop work already sent to a worker."""
+        self._live.discard(self)
+        return super().cancel()
+
+
+def translate(exc: BaseException, task: ParslTask) -> BaseException:
+    """Parsl's error for a task, in flowbridge's terms; the task's own errors pass unchanged."""
+    if isinstance(exc, DependencyError):
+        cause, label = exc.dependent_exceptions_tids[0]
+        if isinstance(cause, concurrent.futures.CancelledError):
+            return cause
+        # The engine builds the same error when it sees the upstream fail; both say the same.
+        return DependencyFailed(repr(task), label, cause)
+    if isinstance(exc, (ManagerLost, ParslWorkerLost)):
+        lost = WorkerLost(f"task {task!r} lost its Parsl worker: {exc}")
+        lost.__cause__ = exc
+        return lost
+    if isinstance(exc, AppTimeout):
+        timeout = TaskTimeout(f"task {task!r} ran past its walltime and was stopped by Parsl")
+        timeout.__cause__ = exc
+        return timeout
+    return exc
