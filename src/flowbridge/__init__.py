@@ -13,7 +13,7 @@ total = await flow.function_task(sum)([square(i) for i in range(4)])
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._concurrent import ConcurrentExecutionBackend
 from ._engine import WorkflowEngine
@@ -28,9 +28,11 @@ from ._errors import (
     UnsupportedResource,
     WorkerLost,
 )
-from ._executor import Executor
 from ._resources import Resources
 from ._task import TaskFuture, TaskState
+
+if TYPE_CHECKING:
+    from ._executor import Executor
 
 __version__ = "0.1.0"
 
@@ -59,6 +61,10 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     """Adapter classes import their framework only when first named."""
+    if name == "Executor":
+        from ._executor import Executor
+
+        return Executor
     from ._registry import CLASS_NAMES, load
 
     if name in CLASS_NAMES:

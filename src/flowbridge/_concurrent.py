@@ -6,11 +6,13 @@ import asyncio
 import concurrent.futures
 import os
 import signal
-import subprocess
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import worker
 from .adapter import Adapter, TaskSpec
+
+if TYPE_CHECKING:
+    import subprocess
 
 
 class ConcurrentExecutionBackend(Adapter):

@@ -24,15 +24,15 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import getpass
 import os
-import tempfile
 from collections.abc import Awaitable, Callable, Mapping
-from pathlib import Path
-from typing import Any, ClassVar, Literal, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Union
 
 from ._errors import UnsupportedResource
 from ._resources import FIELDS, Resources
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["CAPABILITIES", "Adapter", "Handle", "Remote", "TaskSpec", "make_run_dir"]
 
@@ -46,6 +46,10 @@ def make_run_dir(prefix: str) -> Path:
     (``<tmp>/flowbridge-<user>/``). The adapter removes it at shutdown unless the
     user asked to keep it.
     """
+    import getpass
+    import tempfile
+    from pathlib import Path
+
     root = os.environ.get(ENV_RUN_DIR) or os.path.join(tempfile.gettempdir(), f"flowbridge-{getpass.getuser()}")
     os.makedirs(root, mode=0o700, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=root))

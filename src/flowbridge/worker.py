@@ -10,12 +10,14 @@ is how functions from ``__main__``, notebooks and closures reach worker processe
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._errors import TaskFailed
+
+if TYPE_CHECKING:
+    import subprocess
 
 __all__ = ["call", "call_pickled", "dumps", "run_command"]
 
@@ -97,6 +99,8 @@ def run_command(
     A ``str`` runs through ``/bin/sh``; a sequence is an argv list run without a shell,
     so its quoting is kept. ``on_start`` receives the process, so a caller can kill it.
     """
+    import subprocess
+
     shell = isinstance(command, str)
     try:
         proc = subprocess.Popen(
