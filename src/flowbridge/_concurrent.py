@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import os
 import signal
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import worker
+from ._errors import WorkerLost
 from .adapter import Adapter, TaskSpec
 
 if TYPE_CHECKING:
     import subprocess
+
+
+_log = logging.getLogger("flowbridge.concurrent")
 
 
 class ConcurrentExecutionBackend(Adapter):
@@ -25,7 +31,7 @@ class ConcurrentExecutionBackend(Adapter):
     """
 
     name = "concurrent"
-    capabilities = frozenset({"functions", "executables", "async_functions"})
+    capabilities = frozenset({"functions", "executables", "async_functions", "worker_lost"})
     supported_resources = frozenset()
 
     def __init__(
@@ -52,6 +58,7 @@ class ConcurrentExecutionBackend(Adapter):
                 )
             self._owned = False
         self.executor = executor
+        self._max_workers = max_workers
         self._threads = isinstance(executor, concurrent.futures.ThreadPoolExecutor)
         self._procs: dict[str, subprocess.Popen[str]] = {}
 
@@ -61,37 +68,33 @@ class ConcurrentExecutionBackend(Adapter):
     def submit(self, task: TaskSpec) -> Any:
         if task.resources is not None:
             self.check_resources(task)
-        if task.func is not None:
-            if self._threads:
+        if self._threads:
+            if task.func is not None:  # the hot path: no wrapper at all
                 return self.executor.submit(worker.call, task.func, task.args, task.kwargs)
-            return self.executor.submit(worker.call_pickled, worker.dumps(task.func, task.args, task.kwargs))
-        assert task.command is not None
-        if not self._threads:
-            return self.executor.submit(worker.run_command, task.command)
-        return self._submit_killable(task)
+            return self._relay(task, kill=True)
+        return self._relay(task, kill=False)
 
-    def _submit_killable(self, task: TaskSpec) -> concurrent.futures.Future[str]:
-        """A command on a thread whose process is killed when the task is cancelled."""
-        uid, procs, command = task.uid, self._procs, task.command
-        assert command is not None
-        outer: concurrent.futures.Future[str] = _KillOnCancel(procs, uid)
-        inner = self.executor.submit(worker.run_command, command, on_start=lambda p: procs.__setitem__(uid, p))
-
-        def copy(done: concurrent.futures.Future[str]) -> None:
-            procs.pop(uid, None)
-            try:
-                if done.cancelled():
-                    outer.cancel()
-                elif done.exception() is not None:
-                    outer.set_exception(done.exception())
-                else:
-                    outer.set_result(done.result())
-            except concurrent.futures.InvalidStateError:
-                pass  # cancelled meanwhile
-
-        outer._inner = inner  # type: ignore[attr-defined]
-        inner.add_done_callback(copy)
-        return outer
+    def _relay(self, task: TaskSpec, *, kill: bool) -> concurrent.futures.Future[Any]:
+        """Submit through a relay: a dead pool becomes WorkerLost, a cancelled command is killed."""
+        procs, uid = self._procs, task.uid
+        fn: Callable[..., Any]
+        args: tuple[Any, ...]
+        kwargs: dict[str, Any]
+        if task.func is not None:
+            fn, args, kwargs = worker.call_pickled, (worker.dumps(task.func, task.args, task.kwargs),), {}
+        else:
+            on_start = (lambda p: procs.__setitem__(uid, p)) if kill else None
+            fn, args, kwargs = worker.run_command, (task.command,), {"on_start": on_start} if kill else {}
+        try:
+            inner = self.executor.submit(fn, *args, **kwargs)
+        except concurrent.futures.BrokenExecutor:
+            if not self._owned:
+                raise WorkerLost(f"the executor is broken (a worker died); task {task.name} ({uid}) not run")
+            _log.warning("a worker of the process pool died; starting a new pool")
+            self.executor.shutdown(wait=False)
+            self.executor = type(self.executor)(self._max_workers)  # type: ignore[call-arg]
+            inner = self.executor.submit(fn, *args, **kwargs)
+        return _Relay(inner, procs, uid)
 
     async def shutdown(self, *, cancel: bool = True) -> None:
         if cancel:
@@ -101,15 +104,32 @@ class ConcurrentExecutionBackend(Adapter):
             await asyncio.to_thread(self.executor.shutdown, wait=True, cancel_futures=cancel)
 
 
-class _KillOnCancel(concurrent.futures.Future):  # type: ignore[type-arg]
-    def __init__(self, procs: dict[str, subprocess.Popen[str]], uid: str) -> None:
+class _Relay(concurrent.futures.Future):  # type: ignore[type-arg]
+    """Mirrors a pool future; cancelling it also kills the task's command, if any."""
+
+    def __init__(self, inner: concurrent.futures.Future[Any], procs: dict[str, Any], uid: str) -> None:
         super().__init__()
-        self._procs, self._uid = procs, uid
+        self._inner, self._procs, self._uid = inner, procs, uid
+        inner.add_done_callback(self._copy)
+
+    def _copy(self, inner: concurrent.futures.Future[Any]) -> None:
+        self._procs.pop(self._uid, None)
+        try:
+            if inner.cancelled():
+                super().cancel()
+            elif (exc := inner.exception()) is not None:
+                if isinstance(exc, concurrent.futures.BrokenExecutor):
+                    lost = WorkerLost(f"the worker process running task {self._uid} died ({exc})")
+                    lost.__cause__ = exc
+                    exc = lost
+                self.set_exception(exc)
+            else:
+                self.set_result(inner.result())
+        except concurrent.futures.InvalidStateError:
+            pass  # cancelled meanwhile
 
     def cancel(self) -> bool:
-        inner = getattr(self, "_inner", None)
-        if inner is not None:
-            inner.cancel()
+        self._inner.cancel()
         proc = self._procs.pop(self._uid, None)
         if proc is not None:
             _kill(proc)

@@ -440,6 +440,8 @@ class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
         if type(value) is Remote:
             self._remote = value
             self._finish(DONE)
+            if self._callbacks:  # awaited (or a dependent waits for the value) already: fetch now
+                self._demand()
             return
         self._finish(DONE)
         self.set_result(value)

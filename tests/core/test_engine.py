@@ -200,3 +200,24 @@ async def test_dependency_failure_reaches_deep_chains_without_recursion_errors()
         with pytest.raises(FlowbridgeError) as info:
             await tail
         assert isinstance(info.value.root, KeyError)
+
+
+def die_once(counter):
+    from pathlib import Path
+
+    path = Path(counter)
+    attempt = int(path.read_text()) + 1 if path.exists() else 1
+    path.write_text(str(attempt))
+    if attempt == 1:
+        os._exit(7)  # the worker process dies, as an OOM kill would take it
+    return attempt
+
+
+async def test_dead_process_worker_is_worker_lost_or_retried(tmp_path):
+    from flowbridge import WorkerLost
+
+    async with WorkflowEngine(backend=ConcurrentExecutionBackend(processes=True, max_workers=1)) as flow:
+        with pytest.raises(WorkerLost, match="died"):
+            await flow.function_task(die_once)(str(tmp_path / "a"))
+        assert await flow.function_task(double)(2) == 4  # the pool was renewed
+        assert await flow.function_task(retries=1)(die_once)(str(tmp_path / "b")) == 2
