@@ -19,6 +19,9 @@ def run_script(path: str, argv: list[str]) -> None:
     Scripts written for Jupyter (the seeds' ``await ConcurrentExecutionBackend(...)``)
     run unchanged: with top-level awaits the whole module body runs as one
     coroutine on a fresh event loop; without, it runs as plain Python would.
+    A top-level-await script has no ``__file__``, as in a notebook: worker
+    processes started with ``spawn`` (Dask's LocalCluster) would otherwise
+    re-run it as a module, where top-level ``await`` is a syntax error.
     """
     file = Path(path)
     if not file.is_file():
@@ -30,6 +33,8 @@ def run_script(path: str, argv: list[str]) -> None:
     saved_main, saved_argv, saved_path0 = sys.modules["__main__"], sys.argv, sys.path[0]
     sys.modules["__main__"], sys.argv = module, [str(file), *argv]
     sys.path[0] = str(file.resolve().parent)
+    if code.co_flags & inspect.CO_COROUTINE:
+        del module.__dict__["__file__"]
     try:
         result = eval(code, module.__dict__)
         if inspect.iscoroutine(result):

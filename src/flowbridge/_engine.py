@@ -174,19 +174,21 @@ class WorkflowEngine:
         """
         self._closed = True
         loop = self._loop
-        if loop is None:  # never used: nothing was started
+        if loop is None or loop.is_closed():  # never used, or already closed
             return
         if asyncio.get_running_loop() is loop:
             await self._shutdown_once(cancel)
             return
+        if self._thread is None:
+            raise RuntimeError("this engine runs on another event loop: shut it down from that loop")
         await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._shutdown_once(cancel), loop))
         self._stop_thread()
 
     def close(self, *, cancel: bool = False) -> None:
-        """Synchronous shutdown, for code that does not run an event loop itself."""
+        """Synchronous shutdown, for code that does not run an event loop itself. Idempotent."""
         self._closed = True
         loop = self._loop
-        if loop is None:
+        if loop is None or loop.is_closed():
             return
         if self._thread is None:
             raise RuntimeError("this engine runs on your event loop: use `await engine.shutdown()`")
@@ -196,6 +198,9 @@ class WorkflowEngine:
     async def _shutdown_once(self, cancel: bool) -> None:
         if self._closing is None:
             self._closing = asyncio.ensure_future(self._shutdown(cancel))
+        elif cancel:  # a waiting shutdown, now asked to cancel what is left
+            for task in list(self._live):
+                task.cancel()
         await asyncio.shield(self._closing)
 
     async def _shutdown(self, cancel: bool) -> None:

@@ -9,6 +9,7 @@ event loop on a thread, so plain synchronous code can use every flowbridge backe
 from __future__ import annotations
 
 import concurrent.futures
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -84,4 +85,9 @@ class Executor(concurrent.futures.Executor):
         return _Future(template(*args, **kwargs))
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        self.engine.close(cancel=cancel_futures)
+        if wait:
+            self.engine.close(cancel=cancel_futures)
+        else:  # as concurrent.futures promises: return now, free resources when the work is done
+            threading.Thread(
+                target=self.engine.close, kwargs={"cancel": cancel_futures}, name="flowbridge-executor-close"
+            ).start()

@@ -52,7 +52,7 @@ def _parse_walltime(value: float | int | str) -> float:
         raise ValueError("Resources(walltime=...) takes seconds or 'HH:MM:SS'")
     if isinstance(value, (int, float)):
         seconds = float(value)
-    elif isinstance(value, str):
+    elif isinstance(value, str) and not value.strip().startswith("-"):
         days, _, clock = value.rpartition("-")
         try:
             parts = [float(p) for p in clock.split(":")]

@@ -180,6 +180,15 @@ class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
         self._args, self._kwargs = args, kwargs
         if self._fb is not PENDING:  # cancelled before it began
             return
+        try:
+            self._find_dependencies(args, kwargs)
+        except Exception as exc:
+            self._fail(exc, final=True)
+            return
+        if self._pending == 0 and self._fb is PENDING:
+            self._engine._launch(self)
+
+    def _find_dependencies(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         futures = find_futures(args, kwargs) if (args or kwargs) else None
         if futures:
             self._deps = futures
@@ -199,8 +208,6 @@ class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
                     dep.add_done_callback(self._dep_value_ready)
                 elif not self._dep_ok(dep):
                     return
-        if self._pending == 0 and self._fb is PENDING:
-            self._engine._launch(self)
 
     def _watch_task(self, dep: TaskFuture) -> None:
         if dep._remote is None and _future_done(dep):
@@ -208,7 +215,8 @@ class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
             return
         tmpl = self._tmpl
         if (
-            dep._tmpl.adapter is tmpl.adapter
+            tmpl.kind == "function"  # an executable's body runs in the driver: it needs values
+            and dep._tmpl.adapter is tmpl.adapter
             and tmpl.adapter is not None
             and "native_dependencies" in tmpl.adapter.capabilities
             and dep._tmpl.retries == 0
@@ -356,11 +364,12 @@ class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
             self._fail(exc, final=True)
             return
         self._watch(handle)
+        # Kept even with no dependent yet: one created while this task runs can take it too.
+        if "native_dependencies" in self._tmpl.adapter.capabilities:
+            native = self._tmpl.adapter.native(handle)
+            if native is not None:
+                self._native = native
         if self._on_launch is not None:
-            if "native_dependencies" in self._tmpl.adapter.capabilities:
-                native = self._tmpl.adapter.native(handle)
-                if native is not None:
-                    self._native = native
             waiting, self._on_launch = self._on_launch, None
             for dependent in waiting:
                 if dependent._fb is PENDING:
@@ -390,6 +399,8 @@ class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
             self._succeed(handle.result())
         elif self._native_deps and self._unsettled_native():
             self._parked = exc  # the framework may report a dependency's error first
+        elif failed := next((d for d in self._native_deps or () if d._fb is FAILED), None):
+            self._fail_dependency(failed, failed._exception_of())  # the framework re-raised its error here
         else:
             self._fail(exc)
 

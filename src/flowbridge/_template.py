@@ -51,7 +51,7 @@ class TaskTemplate:
             )
         if self.resources is not None and hasattr(adapter, "check_resources"):
             kind: Any = self.kind
-            adapter.check_resources(TaskSpec("(at decoration)", self.name, kind, resources=self.resources))
+            adapter.check_resources(TaskSpec("at decoration", self.name, kind, resources=self.resources))
 
     def __call__(self, *args: Any, **kwargs: Any) -> TaskFuture:
         engine = self.engine

@@ -52,6 +52,7 @@ def test_negative_or_wrong_timeout_and_retries(flow, option):
         ({"memory": "4XB"}, "unknown unit"),
         ({"walltime": "ten minutes"}, "is not a duration"),
         ({"walltime": -5}, "must be positive"),
+        ({"walltime": "-5"}, "is not a duration"),
     ],
 )
 def test_bad_resources(fields, message):

@@ -221,3 +221,35 @@ async def test_dead_process_worker_is_worker_lost_or_retried(tmp_path):
             await flow.function_task(die_once)(str(tmp_path / "a"))
         assert await flow.function_task(double)(2) == 4  # the pool was renewed
         assert await flow.function_task(retries=1)(die_once)(str(tmp_path / "b")) == 2
+
+
+def test_close_twice_and_shutdown_after_close_are_no_ops():
+    flow = WorkflowEngine()
+    assert flow.function_task(double)(1).result(timeout=10) == 2
+    flow.close()
+    flow.close()
+    asyncio.run(flow.shutdown())
+
+
+async def test_future_of_another_loop_fails_the_task_not_the_engine():
+    other = asyncio.new_event_loop()
+    try:
+        foreign = other.create_future()
+        async with WorkflowEngine() as flow:
+            task = flow.function_task(double)(foreign)
+            with pytest.raises(ValueError, match="future of another event loop"):
+                await task
+    finally:
+        other.close()
+
+
+async def test_cancelling_shutdown_overtakes_a_waiting_one():
+    flow = await WorkflowEngine.create()
+    gate = asyncio.get_running_loop().create_future()
+    task = flow.function_task(double)(gate)
+    waiting = asyncio.ensure_future(flow.shutdown())
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    await asyncio.wait_for(flow.shutdown(cancel=True), 10)
+    await asyncio.wait_for(waiting, 10)
+    assert task.state is TaskState.CANCELLED
