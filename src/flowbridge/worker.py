@@ -19,7 +19,7 @@ from ._errors import TaskFailed
 if TYPE_CHECKING:
     import subprocess
 
-__all__ = ["call", "call_pickled", "dumps", "run_command"]
+__all__ = ["call", "call_pickled", "dumps", "run_command", "ship_by_value"]
 
 STDERR_TAIL = 2000
 _local = threading.local()
@@ -71,10 +71,59 @@ def call(func: Callable[..., Any], args: Sequence[Any] = (), kwargs: Mapping[str
     return result
 
 
-def dumps(func: Callable[..., Any], args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None) -> bytes:
-    """Serialise a call by value, so ``__main__`` functions and closures can travel."""
-    import cloudpickle  # type: ignore[import-untyped]
+_by_value: dict[str, bool] = {"__main__": False, "builtins": False}
+_fresh_path: list[str] = []
 
+
+def _fresh_sys_path() -> list[str]:
+    """``sys.path`` as a freshly started interpreter here sees it (asked once, ~20 ms)."""
+    if not _fresh_path:
+        import json
+        import os
+        import subprocess
+        import sys
+
+        code = "import json, os, sys; print(json.dumps([os.path.abspath(p or '.') for p in sys.path]))"
+        try:
+            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
+            _fresh_path.extend(p for p in json.loads(out) if os.path.isdir(p))
+        except (OSError, ValueError, subprocess.SubprocessError):
+            _fresh_path.extend(p for p in sys.path if "site-packages" in p)
+    return _fresh_path
+
+
+def ship_by_value(func: Any) -> None:
+    """Make cloudpickle ship ``func``'s module by value when a fresh worker could not import it.
+
+    Modules imported through a runtime ``sys.path`` change (pytest test modules, a
+    notebook's helper folder) exist only in this process; workers started afresh
+    (Dask, Parsl, RADICAL-Pilot, executorlib) would fail to unpickle a reference.
+    """
+    name = getattr(func, "__module__", None)
+    if not isinstance(name, str) or name in _by_value:
+        return
+    import sys
+    from importlib.machinery import PathFinder
+
+    module = sys.modules.get(name)
+    needed = False
+    if module is not None and getattr(module, "__file__", None):
+        try:
+            needed = PathFinder.find_spec(name.partition(".")[0], _fresh_sys_path()) is None
+        except (ImportError, ValueError):
+            needed = False
+    _by_value[name] = needed
+    if needed:
+        import cloudpickle  # type: ignore[import-untyped]
+
+        cloudpickle.register_pickle_by_value(module)
+
+
+def dumps(func: Callable[..., Any], args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None) -> bytes:
+    """Serialise a call by value, so ``__main__`` functions, closures and test modules can travel."""
+    import cloudpickle
+
+    ship_by_value(func)
     payload: bytes = cloudpickle.dumps((func, tuple(args), dict(kwargs or {})))
     return payload
 
