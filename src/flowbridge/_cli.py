@@ -65,9 +65,23 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("script")
     run.add_argument("args", nargs=argparse.REMAINDER)
     sub.add_parser("backends", help="list known backends and whether they are installed")
+    cmp = sub.add_parser("compare", help="run one script on several profiles and compare them")
+    cmp.add_argument("--profiles", required=True, help="comma-separated profile names")
+    cmp.add_argument("--json", metavar="PATH", help="also write every run's figures and output as JSON")
+    cmp.add_argument("--timeout", type=float, default=None, help="seconds allowed for each run")
+    cmp.add_argument("script")
+    cmp.add_argument("args", nargs=argparse.REMAINDER)
     ns = parser.parse_args(argv)
     if ns.command == "backends":
         return _backends()
+    if ns.command == "compare":
+        from ._compare import compare
+        from ._config import profile
+
+        names = [p.strip() for p in ns.profiles.split(",") if p.strip()]
+        for name in names:
+            profile(name)  # every profile must exist before anything runs
+        return compare(ns.script, names, ns.args, ns.json, ns.timeout)
     if ns.profile:
         os.environ["FLOWBRIDGE_PROFILE"] = ns.profile
         from ._config import profile

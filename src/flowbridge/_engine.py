@@ -6,10 +6,12 @@ import asyncio
 import itertools
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, overload
 
 from ._errors import EngineClosed, FlowbridgeError
+from ._stats import Stats
 from ._task import TaskFuture
 from ._template import TaskTemplate, check_options, check_target
 from .adapter import Adapter
@@ -49,6 +51,7 @@ class WorkflowEngine:
         self._closed = False
         self._closing: asyncio.Future[None] | None = None
         self._idle: asyncio.Future[None] | None = None
+        self._stats = Stats.from_env()
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -137,6 +140,8 @@ class WorkflowEngine:
                 raise
             return
         self._ready = True
+        if self._stats is not None:
+            self._stats.ready = time.perf_counter()
         backlog, self._backlog = self._backlog, []
         for task in backlog:
             if task._fb.value == "PENDING":
@@ -152,6 +157,8 @@ class WorkflowEngine:
 
     def _forget(self, task: TaskFuture) -> None:
         self._live.discard(task)
+        if self._stats is not None:
+            self._stats.settled(task._fb.value)
         if self._idle is not None and not self._live and not self._idle.done():
             self._idle.set_result(None)
 
@@ -222,6 +229,8 @@ class WorkflowEngine:
         for adapter, result in zip(self._adapters.values(), results, strict=True):
             if isinstance(result, BaseException):
                 _log.warning("backend %r did not shut down cleanly: %r", getattr(adapter, "name", adapter), result)
+        if self._stats is not None:
+            self._stats.write([getattr(a, "name", str(a)) for a in self._adapters.values()])
 
     def _stop_thread(self) -> None:
         thread, self._thread = self._thread, None

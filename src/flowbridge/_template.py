@@ -58,6 +58,8 @@ class TaskTemplate:
         loop = engine._loop_for_call()
         fut = TaskFuture(engine, self, f"{self._prefix}.{next(engine._counter):06d}")
         engine._live.add(fut)
+        if engine._stats is not None:
+            engine._stats.submitted()
         if asyncio._get_running_loop() is loop:
             fut._begin(args, kwargs)
         else:

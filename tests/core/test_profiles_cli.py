@@ -114,3 +114,28 @@ def test_executor_interface_with_dependencies():
         assert [f.result(timeout=60) for f in concurrent.futures.as_completed([first, second])].count(13) == 1
         with pytest.raises(UnsupportedResource, match="cannot honour ranks"):
             exe.submit(add, 1, 1, resource_dict={"cores": 2})
+
+
+def test_compare_runs_the_script_on_each_profile(project):
+    (project / "flowbridge.toml").write_text(
+        '[profiles.threads]\nbackend = "concurrent"\n\n[profiles.procs]\nbackend = "concurrent"\nprocesses = true\n'
+    )
+    (project / "wf.py").write_text(
+        "import asyncio\nfrom flowbridge import WorkflowEngine\n"
+        "def sq(x):\n    return x * x\n"
+        "async with WorkflowEngine() as flow:\n"
+        "    print(sum(await asyncio.gather(*(flow.function_task(sq)(i) for i in range(20)))))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "flowbridge", "compare", "--profiles", "threads,procs", "--json", "r.json", "wf.py"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    rows = out.stdout.splitlines()
+    assert rows[0].split()[:3] == ["profile", "ok", "same"]
+    assert rows[2].split()[:3] == ["threads", "yes", "yes"] and rows[3].split()[:3] == ["procs", "yes", "yes"]
+    import json
+
+    results = json.loads((project / "r.json").read_text())
+    assert [r["stdout"] for r in results] == ["2470\n", "2470\n"]
+    assert results[1]["engines"][0]["tasks"] == 20 and results[1]["engines"][0]["states"] == {"DONE": 20}
