@@ -13,7 +13,7 @@ ENV_STATS = "FLOWBRIDGE_STATS"
 class Stats:
     """Start-up, makespan and task counts of one engine; appended as a JSON line at shutdown."""
 
-    __slots__ = ("path", "created", "ready", "first", "last", "tasks", "states")
+    __slots__ = ("created", "first", "last", "path", "ready", "states", "tasks")
 
     def __init__(self, path: str) -> None:
         self.path = path
