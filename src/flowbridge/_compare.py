@@ -46,7 +46,10 @@ def _first(values: list[Any]) -> Any:
 
 def table(results: list[dict[str, Any]]) -> str:
     """One row per profile: success, same stdout as the first, wall time, start-up, makespan, tasks/s."""
-    head = f"{'profile':<16}{'ok':>4}{'same out':>10}{'wall s':>9}{'start-up s':>12}{'makespan s':>12}{'tasks':>7}{'tasks/s':>9}"
+    head = (
+        f"{'profile':<16}{'ok':>4}{'same out':>10}{'wall s':>9}{'start-up s':>12}"
+        f"{'makespan s':>12}{'tasks':>7}{'tasks/s':>9}"
+    )
     lines = [head, "-" * len(head)]
     reference = results[0]["stdout"] if results else ""
     for r in results:
