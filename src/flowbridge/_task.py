@@ -472,6 +472,7 @@ class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
         self._on_launch = None  # those dependents heard of the end through _on_settle
         self._args = self._kwargs = None  # type: ignore[assignment]
         self._deps = None
+        self._native_deps = None  # let finished upstream handles (and their data) go
         self._spec = None
 
     def _cancel_timer(self) -> None:
