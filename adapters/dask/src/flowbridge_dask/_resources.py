@@ -9,8 +9,9 @@ UnsupportedResource instead.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from numbers import Real
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from flowbridge import Resources, UnsupportedResource
 
@@ -49,14 +50,14 @@ def satisfiable(request: Mapping[str, float], offers: Iterable[Offer]) -> bool:
     return any(all(offer.get(name, 0) >= amount for name, amount in request.items()) for offer in offers)
 
 
-def refusal(task: str, request: Mapping[str, float], offers: list[Offer], where: str) -> UnsupportedResource:
+def refusal(task: str, request: Mapping[str, float], offers: Sequence[Offer], where: str) -> UnsupportedResource:
     """The error for a request no worker can meet, saying what the workers do offer."""
     asked = ", ".join(f"{k}={_fmt(v)}" for k, v in request.items())
     seen = sorted({", ".join(f"{k}={_fmt(v)}" for k, v in sorted(o.items())) or "nothing" for o in offers})
     return UnsupportedResource(
         f"the 'dask' backend cannot honour {asked} for task {task}: no worker of {where} declares "
         f"that much (workers offer: {'; '.join(seen) or 'no workers'}). Start workers with "
-        f"`dask worker --resources \"{','.join(f'{k}={_fmt(v)}' for k, v in request.items())}\"`, "
+        f'`dask worker --resources "{",".join(f"{k}={_fmt(v)}" for k, v in request.items())}"`, '
         f"pass worker_resources= to a cluster flowbridge builds, or route the task elsewhere."
     )
 

@@ -12,19 +12,20 @@ from __future__ import annotations
 import io
 import pickle
 import threading
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-import cloudpickle
+import cloudpickle  # type: ignore[import-untyped]
 from distributed import Future
 
-from flowbridge.worker import call
+from flowbridge.worker import call, ship_by_value
 
 __all__ = ["pack", "run_function"]
 
 _local = threading.local()
 
 
-class _Packer(cloudpickle.Pickler):
+class _Packer(cloudpickle.Pickler):  # type: ignore[misc]
     """cloudpickle that swaps each Dask future for a placeholder and collects the futures."""
 
     def __init__(self, file: io.BytesIO) -> None:
@@ -42,10 +43,9 @@ class _Packer(cloudpickle.Pickler):
         return super().reducer_override(obj)
 
 
-def pack(
-    func: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]
-) -> tuple[bytes, list[Future]]:
+def pack(func: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[bytes, list[Future]]:
     """The call as bytes, and the Dask futures it refers to (in placeholder order)."""
+    ship_by_value(func)  # e.g. a test module that a freshly started worker could not import
     buffer = io.BytesIO()
     packer = _Packer(buffer)
     packer.dump((func, tuple(args), dict(kwargs)))

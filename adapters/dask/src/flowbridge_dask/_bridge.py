@@ -1,0 +1,195 @@
+"""Talking to a Dask client from the engine's loop without ever blocking it.
+
+An asynchronous client on the engine's loop is used directly. Any other client (a
+user's sync client, whose loop runs on its own thread, or an asynchronous one of
+another loop) gets its coroutines run on its own loop, and its futures report
+back through ``add_done_callback`` + ``call_soon_threadsafe``. Fetching values and
+cancelling are batched per loop iteration: one ``gather`` for many results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+from distributed import Future
+from distributed.client import FutureCancelledError
+
+from flowbridge import FlowbridgeError, WorkerLost
+
+from ._handles import DaskHandle, outcome
+from ._resources import offers_of
+
+_log = logging.getLogger("flowbridge.dask")
+_STREAM_PACE = 0.01  # seconds between gathers while values are asked for faster than they come
+_WAITING = ("pending", "lost")  # "lost": the value went with a worker; Dask recomputes it
+
+
+class ClientBridge:
+    """One Dask client as the engine's loop sees it."""
+
+    def __init__(self, client: Any, loop: asyncio.AbstractEventLoop, direct: bool | None = None) -> None:
+        self.client = client
+        self.direct = direct
+        self.loop = loop
+        self.client_loop: asyncio.AbstractEventLoop = client.loop.asyncio_loop
+        self.same_loop = bool(client.asynchronous) and self.client_loop is loop
+        self.closed = False  # the client was closed by flowbridge: values left on workers are gone
+        self._fetches: list[tuple[Future, asyncio.Future[Any]]] = []
+        self._cancels: list[Future] = []
+        self._gathering = False
+        self._background: set[asyncio.Future[Any]] = set()
+
+    def call(self, make: Callable[[], Awaitable[Any]]) -> Awaitable[Any]:
+        """Await ``make()`` (a client coroutine) on the client's loop, from the engine's loop."""
+        if self.same_loop:
+            return make()
+
+        async def on_client_loop() -> Any:
+            return await make()
+
+        return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(on_client_loop(), self.client_loop), loop=self.loop)
+
+    # -- completion ------------------------------------------------------------------
+
+    def watch(self, handle: DaskHandle, settle: Callable[[DaskHandle], None]) -> None:
+        """Call ``settle(handle)`` on the engine's loop once its Dask future has an outcome."""
+        if self.same_loop:
+            handle.watcher = self.loop.create_task(self._wait(handle, settle))
+        else:
+            handle.dask_future.add_done_callback(partial(self._done_elsewhere, handle, settle))  # type: ignore[union-attr]
+
+    @staticmethod
+    async def _wait(handle: DaskHandle, settle: Callable[[DaskHandle], None]) -> None:
+        state: Any = handle.dask_future._state  # type: ignore[union-attr] # what Future.__await__ waits on too
+        while state.status in _WAITING:
+            await state.wait()
+        settle(handle)
+
+    def _done_elsewhere(self, handle: DaskHandle, settle: Callable[[DaskHandle], None], _: Future) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self._done_here, handle, settle)
+        except RuntimeError:  # the engine's loop is closed: nobody is waiting any more
+            pass
+
+    def _done_here(self, handle: DaskHandle, settle: Callable[[DaskHandle], None]) -> None:
+        future = handle.dask_future
+        if future is None or handle.done():
+            return
+        if future.status in _WAITING:
+            future.add_done_callback(partial(self._done_elsewhere, handle, settle))
+            return
+        settle(handle)
+
+    # -- values ------------------------------------------------------------------------
+
+    async def fetch(self, future: Future, label: str) -> Any:
+        """A finished task's value, gathered in one batch with the others asked for meanwhile."""
+        if self.closed:
+            raise FlowbridgeError(
+                f"the value of task {label} stayed on the Dask workers, and flowbridge has since shut "
+                f"that cluster or client down; await task values before the engine shuts down"
+            )
+        waiter: asyncio.Future[Any] = self.loop.create_future()
+        if not self._fetches and not self._gathering:
+            self.loop.call_soon(self._gather_batch)
+        self._fetches.append((future, waiter))
+        return await waiter
+
+    def _gather_batch(self) -> None:
+        batch, self._fetches = self._fetches, []
+        self._gathering = bool(batch)
+        if batch:
+            self.spawn(self._gather(batch)).add_done_callback(self._gathered)
+
+    def _gathered(self, _: Any) -> None:
+        """One gather at a time: what was asked for meanwhile goes in the next, as one batch.
+
+        Values asked for while a gather ran mean a stream of them (many tasks awaited at
+        once): the next gather waits a few ms to take more per round trip. A lone await
+        finds no gather running and is served at once.
+        """
+        if self._fetches:
+            self.loop.call_later(_STREAM_PACE, self._gather_batch)
+        else:
+            self._gathering = False
+
+    async def _gather(self, batch: list[tuple[Future, asyncio.Future[Any]]]) -> None:
+        futures = [f for f, _ in batch]
+        try:
+            values = await self.call(lambda: self.client.gather(futures, direct=self.direct, asynchronous=True))
+        except asyncio.CancelledError:
+            for _, waiter in batch:
+                waiter.cancel()
+            raise
+        except Exception as exc:
+            if len(batch) > 1:  # find whose value failed: the others still get theirs
+                for item in batch:
+                    self.spawn(self._gather([item]))
+                return
+            error = _fetch_error(exc, futures[0])
+            for _, waiter in batch:
+                if not waiter.done():
+                    waiter.set_exception(error)
+            return
+        for (_, waiter), value in zip(batch, values, strict=True):
+            if not waiter.done():
+                waiter.set_result(value)
+
+    # -- cancellation ------------------------------------------------------------------
+
+    def cancel(self, future: Future) -> None:
+        """``client.cancel`` for this future, sent with the others cancelled in this loop turn."""
+        if not self._cancels:
+            self.loop.call_soon(self._cancel_batch)
+        self._cancels.append(future)
+
+    def _cancel_batch(self) -> None:
+        batch, self._cancels = self._cancels, []
+        if batch and not self.closed:
+            self.spawn(
+                self.call(lambda: self.client.cancel(batch, asynchronous=True, reason="cancelled by flowbridge"))
+            )
+
+    # -- scheduler facts -----------------------------------------------------------------
+
+    async def offers(self) -> list[dict[str, float]]:
+        """What each connected worker declares in ``--resources``."""
+        identity = await self.call(lambda: self.client.scheduler.identity(n_workers=-1))
+        return offers_of(identity)
+
+    # -- housekeeping ------------------------------------------------------------------
+
+    def spawn(self, awaitable: Awaitable[Any]) -> asyncio.Future[Any]:
+        task = asyncio.ensure_future(awaitable, loop=self.loop)
+        self._background.add(task)
+        task.add_done_callback(self._reap)
+        return task
+
+    def _reap(self, task: asyncio.Future[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _log.warning("a Dask client call failed: %r", task.exception())
+
+    async def drain(self, timeout: float) -> None:
+        """Send pending cancellations now and wait (bounded) for background calls to end."""
+        self._cancel_batch()
+        if self._background:
+            _, pending = await asyncio.wait(set(self._background), timeout=timeout)
+            for task in pending:
+                task.cancel()
+
+
+def _fetch_error(exc: BaseException, future: Future) -> BaseException:
+    """Why a finished task's value could not be fetched, as flowbridge errors say it."""
+    error = outcome(future)[1] if future.status in ("error", "cancelled") else None
+    if isinstance(error, WorkerLost):
+        return error
+    if isinstance(exc, FutureCancelledError):
+        lost = WorkerLost(f"the value of Dask task {future.key} is no longer available: {exc}")
+        lost.__cause__ = exc
+        return lost
+    return error or exc
