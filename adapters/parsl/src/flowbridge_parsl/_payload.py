@@ -1,24 +1,27 @@
-"""How a function task travels: one cloudpickled payload plus its dependencies as top-level arguments.
+"""How a function task travels: the function and its arguments cloudpickled, dependencies top-level.
 
 Parsl pickles a function by reference and only sees futures passed directly as
-arguments. So every function task runs through the same two small runners
-below (importable on any worker that has flowbridge-parsl), with the user's call
-serialised by value. Upstream handles found anywhere in the call's arguments
-become pickle *persistent ids*: the handles themselves go to Parsl as top-level
-arguments, so the DataFlowKernel waits for them and hands their values to the
-runner, which puts them back where they were.
+arguments. So every function task runs through the same small runner below
+(importable on any worker that has flowbridge-parsl), with the user's function
+and arguments serialised by value. Upstream handles found anywhere in the
+arguments become pickle *persistent ids*: the handles themselves go to Parsl as
+top-level arguments, so the DataFlowKernel waits for them and hands their values
+to the runner, which puts them back where they were.
+
+The function is pickled apart from its arguments, so that both sides can reuse
+it: the driver while nothing it captures can have changed (:class:`Functions`),
+a worker for as long as the bytes are the same.
 """
 
 from __future__ import annotations
 
-import importlib.machinery
+import functools
 import io
-import json
-import os
 import pickle
-import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+import types
+import weakref
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import cloudpickle  # type: ignore[import-untyped]
@@ -37,16 +40,22 @@ class _Unpickler(pickle.Unpickler):
         return self._values[pid]
 
 
-def run_function(payload: bytes, *deps: Any, **_parsl: Any) -> Any:
+@functools.lru_cache(maxsize=256)
+def _function(data: bytes) -> Any:
+    return pickle.loads(data)
+
+
+def run_function(function: bytes, arguments: bytes, *deps: Any, **_parsl: Any) -> Any:
     """Run a call packed by :func:`pack`; ``deps`` are the values of its upstream tasks.
 
     ``_parsl`` swallows what Parsl adds to an app's keyword arguments
     (``parsl_resource_specification``, ``walltime``): it never reaches the user's function.
     """
+    func = _function(function)
     if deps:
-        func, args, kwargs = _Unpickler(payload, deps).load()
+        args, kwargs = _Unpickler(arguments, deps).load()
     else:
-        func, args, kwargs = pickle.loads(payload)
+        args, kwargs = pickle.loads(arguments)
     return worker.call(func, args, kwargs)
 
 
@@ -76,58 +85,114 @@ class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]
         return index
 
 
-def pack(
-    func: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any], handle_type: type, has_deps: bool
-) -> tuple[bytes, list[Any]]:
-    """The call as bytes, and the upstream handles (of ``handle_type``) it refers to, in order."""
-    if not has_deps:
-        return cloudpickle.dumps((func, args, dict(kwargs)), protocol=pickle.HIGHEST_PROTOCOL), []
+_CONTAINERS = (list, tuple, dict, set, frozenset)
+_NO_ARGUMENTS = pickle.dumps(((), {}), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _refers_to(handle_type: type, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> bool:
+    """Whether a handle sits in the arguments, also inside lists, tuples, dicts and sets
+    (where the engine puts native dependencies)."""
+    stack: list[Any] = [args, kwargs] if kwargs else [args]
+    while stack:
+        item = stack.pop()
+        if type(item) is handle_type:
+            return True
+        if isinstance(item, _CONTAINERS):
+            stack.extend(item.values() if isinstance(item, dict) else item)
+    return False
+
+
+def pack_arguments(args: tuple[Any, ...], kwargs: Mapping[str, Any], handle_type: type) -> tuple[bytes, list[Any]]:
+    """The arguments as bytes, and the upstream handles (of ``handle_type``) they hold, in order."""
+    if not args and not kwargs:
+        return _NO_ARGUMENTS, []
+    call = (args, dict(kwargs))
+    if not _refers_to(handle_type, args, kwargs):
+        return cloudpickle.dumps(call, protocol=pickle.HIGHEST_PROTOCOL), []
     deps: list[Any] = []
     buffer = io.BytesIO()
-    _Pickler(buffer, handle_type, deps).dump((func, args, dict(kwargs)))
+    _Pickler(buffer, handle_type, deps).dump(call)
     return buffer.getvalue(), deps
 
 
-class ByValue:
-    """Decides, once per module, whether its functions must travel by value.
+_SCALARS = (int, float, complex, str, bytes, bool, type(None), range, types.ModuleType, types.BuiltinFunctionType)
 
-    A module imported through a runtime ``sys.path`` change (a pytest test module, a
-    notebook's helper folder) cannot be imported by a worker started afresh, and
-    cloudpickle would ship its functions by reference. Such modules are registered
-    with ``cloudpickle.register_pickle_by_value``.
+
+class Functions:
+    """Functions as bytes, each pickled again only when what it captures may have changed.
+
+    A function is reused from the cache while its code, defaults, closure cells and
+    the globals it names are the very same objects, and every one of them is
+    immutable or travels by reference. Anything else (a global list, a helper that
+    itself travels by value) is pickled afresh on every call, as other adapters do.
     """
 
     def __init__(self) -> None:
-        self._base: list[str] | None = None
-        self._known: dict[str, bool] = {"__main__": False, "builtins": False}
+        self._cache: weakref.WeakKeyDictionary[Any, tuple[tuple[Any, ...], bytes]] = weakref.WeakKeyDictionary()
 
-    def prepare(self) -> None:
-        """Learn the ``sys.path`` a fresh interpreter gets here (blocking; run it off the loop)."""
-        if self._base is not None:
-            return
-        code = "import json, os, sys; print(json.dumps([os.path.abspath(p or '.') for p in sys.path]))"
-        try:
-            out = subprocess.run(
-                [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-            ).stdout
-            self._base = [p for p in json.loads(out) if os.path.isdir(p)]
-        except (OSError, subprocess.SubprocessError, ValueError):
-            self._base = [p for p in sys.path if p and "site-packages" in p]
+    def dumps(self, func: Any) -> bytes:
+        worker.ship_by_value(func)
+        key = self._snapshot(func)
+        if key is not None:
+            hit = self._cache.get(func)
+            if hit is not None and len(hit[0]) == len(key) and all(a is b for a, b in zip(hit[0], key, strict=True)):
+                return hit[1]
+        data: bytes = cloudpickle.dumps(func, protocol=pickle.HIGHEST_PROTOCOL)
+        if key is not None:
+            self._cache[func] = (key, data)
+        return data
 
-    def check(self, func: Any) -> None:
-        name = getattr(func, "__module__", None)
-        if name is None or self._known.get(name) is not None:
-            return
-        self._known[name] = by_value = self._needs_value(name)
-        if by_value:
-            cloudpickle.register_pickle_by_value(sys.modules[name])
+    def _snapshot(self, func: Any) -> tuple[Any, ...] | None:
+        """The objects a function's pickle is made of, or None when it must not be reused."""
+        if type(func) is not types.FunctionType or func.__dict__:
+            return None
+        values: list[Any] = [func.__code__, func.__defaults__, func.__kwdefaults__]
+        for value in func.__defaults__ or ():
+            if not self._fixed(value):
+                return None
+        for value in (func.__kwdefaults__ or {}).values():
+            if not self._fixed(value):
+                return None
+        for cell in func.__closure__ or ():
+            try:
+                value = cell.cell_contents
+            except ValueError:  # an empty cell
+                return None
+            if not self._fixed(value):
+                return None
+            values.append(value)
+        scope = func.__globals__
+        for name in _global_names(func.__code__):
+            value = scope.get(name, _MISSING)
+            if value is not _MISSING and not self._fixed(value):
+                return None
+            values.append(value)
+        return tuple(values)
 
-    def _needs_value(self, name: str) -> bool:
-        module = sys.modules.get(name)
-        if module is None or getattr(module, "__file__", None) is None or self._base is None:
-            return False
-        top = name.partition(".")[0]
-        try:
-            return importlib.machinery.PathFinder.find_spec(top, self._base) is None
-        except (ImportError, ValueError):
-            return False
+    def _fixed(self, value: Any) -> bool:
+        if isinstance(value, _SCALARS):
+            return True
+        if type(value) in (tuple, frozenset):
+            return all(self._fixed(v) for v in value)
+        if isinstance(value, (types.FunctionType, type)):  # fixed when it travels by reference
+            module = sys.modules.get(getattr(value, "__module__", "") or "")
+            return (
+                module is not None
+                and module.__name__ != "__main__"
+                and "<locals>" not in value.__qualname__
+                and module.__name__ not in cloudpickle.list_registry_pickle_by_value()
+            )
+        return False
+
+
+_MISSING = object()
+
+
+@functools.lru_cache(maxsize=1024)
+def _global_names(code: types.CodeType) -> tuple[str, ...]:
+    """Names a code object (and the code it nests) may read as globals: a superset is fine."""
+    names = list(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names.extend(_global_names(const))
+    return tuple(dict.fromkeys(names))

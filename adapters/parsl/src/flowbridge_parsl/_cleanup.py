@@ -1,0 +1,159 @@
+"""Cleaning up an owned DataFlowKernel until nothing of it is left running.
+
+``dfk.cleanup()`` asks the providers to cancel the blocks and returns: a local
+block's processes take a moment to exit (or ignore SIGTERM), a SLURM job goes
+through COMPLETING. This waits for both, bounded, and kills what is left of a
+local block.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import time
+from typing import Any
+
+_log = logging.getLogger("flowbridge.parsl")
+GRACE = 5.0  # seconds a local block gets to exit after SIGTERM
+JOB_WAIT = 20.0  # seconds to wait for cancelled batch jobs to leave the queue
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes of a process group, from /proc."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if len(fields) > 2 and fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(entry))
+    return members
+
+
+def _local_groups(dfk: Any) -> list[int]:
+    from parsl.providers import LocalProvider
+
+    groups = []
+    for executor in dfk.executors.values():
+        provider = getattr(executor, "provider", None)
+        if isinstance(provider, LocalProvider):
+            for job in provider.resources.values():
+                try:
+                    groups.append(os.getpgid(job["remote_pid"]))
+                except (OSError, KeyError, TypeError):
+                    pass
+    return [g for g in groups if g not in (0, 1, os.getpgrp())]
+
+
+def _batch_jobs(dfk: Any) -> list[tuple[Any, list[str]]]:
+    from parsl.providers import LocalProvider
+
+    jobs = []
+    for executor in dfk.executors.values():
+        provider = getattr(executor, "provider", None)
+        resources = getattr(provider, "resources", None)
+        if provider is not None and not isinstance(provider, LocalProvider) and resources:
+            jobs.append((provider, list(resources)))
+    return jobs
+
+
+def _queued(provider: Any, job_ids: list[str]) -> list[str]:
+    """Which of the jobs the batch system still has (pending, running or completing).
+
+    The provider marks a job CANCELLED as soon as ``scancel`` returns, so ask the
+    queue itself (SLURM); other providers are asked through ``status``.
+    """
+    from parsl.providers import SlurmProvider
+
+    if not isinstance(provider, SlurmProvider):
+        states = provider.status(job_ids)
+        return [j for j, s in zip(job_ids, states, strict=True) if not s.terminal]
+    clusters = [f"--clusters={provider.clusters}"] if provider.clusters else []
+
+    def ask(ids: list[str]) -> dict[str, str] | None:
+        # subprocess.run, not provider.execute_wait: that one leaves the process behind on a timeout
+        argv = ["squeue", *clusters, "--noheader", "--format=%i %T", f"--jobs={','.join(ids)}"]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=provider.cmd_timeout)
+        lines = [line.split() for line in done.stdout.splitlines()]
+        return dict(line[:2] for line in lines if len(line) >= 2) if done.returncode == 0 else None
+
+    listed = ask(job_ids)
+    if listed is None:  # squeue refuses a list holding an id it no longer knows: ask one by one
+        listed = {}
+        for job in job_ids:
+            listed.update(ask([job]) or {})
+    return [j for j in job_ids if listed.get(j, "COMPLETED") not in _ENDED]
+
+
+_ENDED = {
+    "COMPLETED",
+    "CANCELLED",
+    "FAILED",
+    "TIMEOUT",
+    "NODE_FAIL",
+    "PREEMPTED",
+    "BOOT_FAIL",
+    "DEADLINE",
+    "OUT_OF_MEMORY",
+    "REVOKED",
+    "SPECIAL_EXIT",
+}
+
+
+def _cancel(provider: Any, job_ids: list[str]) -> None:
+    from parsl.providers import SlurmProvider
+
+    if isinstance(provider, SlurmProvider):
+        clusters = [f"--clusters={provider.clusters}"] if provider.clusters else []
+        subprocess.run(["scancel", *clusters, *job_ids], capture_output=True, timeout=provider.cmd_timeout)
+    else:
+        provider.cancel(job_ids)
+
+
+def _end_jobs(provider: Any, job_ids: list[str], deadline: float) -> None:
+    """Cancel what Parsl left queued (it cancels only the blocks it still counts as alive), then wait."""
+    cancelled = False
+    while True:
+        try:
+            left = _queued(provider, job_ids)
+            if left and not cancelled:
+                _cancel(provider, left)
+                cancelled = True
+        except Exception as exc:
+            _log.warning("cannot check that batch jobs %s ended: %r", job_ids, exc)
+            return
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            _log.warning("batch jobs %s still queued %.0f s after they were cancelled", left, JOB_WAIT)
+            return
+        time.sleep(0.25)
+
+
+def cleanup(dfk: Any) -> None:
+    """Blocking: clean up the DataFlowKernel and wait until its blocks are gone."""
+    groups = _local_groups(dfk)
+    jobs = _batch_jobs(dfk)
+    try:
+        dfk.cleanup()
+    finally:
+        deadline = time.monotonic() + GRACE
+        for pgid in groups:
+            while _group_members(pgid):
+                if time.monotonic() > deadline:
+                    _log.warning("Parsl block (process group %d) still running after SIGTERM; killing it", pgid)
+                    try:
+                        os.killpg(pgid, signal.SIGKILL)
+                    except OSError:
+                        pass
+                    break
+                time.sleep(0.05)
+        deadline = time.monotonic() + JOB_WAIT
+        for provider, job_ids in jobs:
+            _end_jobs(provider, job_ids, deadline)

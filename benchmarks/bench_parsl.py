@@ -1,0 +1,137 @@
+"""Parsl through flowbridge vs Parsl used directly, on the same HighThroughputExecutor.
+
+    python benchmarks/bench_parsl.py                      # full sizes, best of 3
+    python benchmarks/bench_parsl.py --quick --repeat 1   # smoke run
+    python benchmarks/bench_parsl.py --check              # exit 1 when a target is missed
+
+One DataFlowKernel serves both contenders: the one ``ParslExecutionBackend()``
+builds (local HTEX, flowbridge's defaults). ``native parsl`` submits a
+``PythonApp`` to it and waits with ``concurrent.futures.wait``; ``flowbridge``
+submits through a ``WorkflowEngine`` on that DataFlowKernel (``dfk=``) and awaits.
+No-op tasks, everything submitted at once, a chain passes each future on.
+
+The full run adds a start-up row, each contender timed once from construction to the
+first result: a fresh DataFlowKernel with Parsl's defaults (first block at the first
+strategy tick, 5 s) against a fresh ``ParslExecutionBackend()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import shutil
+import time
+from typing import Any
+
+from harness import Case, best_of, report, run
+
+NATIVE, FB = "native parsl", "flowbridge"
+FANOUT_LIMIT = 1.15  # 2,000 no-op tasks at once
+CHAIN_LIMIT = 1.25  # a chain of 200
+
+
+def noop() -> None:
+    return None
+
+
+def inc(x: int) -> int:
+    return x + 1
+
+
+async def first_result_native_defaults() -> float:
+    """Parsl's own defaults (bar the launch commands, which must name this interpreter)."""
+    from parsl.app.python import PythonApp
+    from parsl.config import Config
+    from parsl.dataflow.dflow import DataFlowKernel
+    from parsl.executors import HighThroughputExecutor
+    from parsl.logconfigs.noop import NoopLogging
+
+    from flowbridge.adapter import make_run_dir
+    from flowbridge_parsl._config import guarded_commands
+
+    interchange, pool = guarded_commands(guard=True)
+    start = time.perf_counter()
+    htex = HighThroughputExecutor(address="127.0.0.1", interchange_launch_cmd=interchange, launch_cmd=pool)
+    run_dir = make_run_dir("parsl-bench")
+    dfk = await asyncio.to_thread(
+        DataFlowKernel, Config(executors=[htex], run_dir=str(run_dir), initialize_logging=NoopLogging())
+    )
+    try:
+        await asyncio.wrap_future(PythonApp(noop, data_flow_kernel=dfk)())
+        return time.perf_counter() - start
+    finally:
+        await asyncio.to_thread(dfk.cleanup)
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+async def first_result_flowbridge() -> float:
+    from flowbridge import ParslExecutionBackend, WorkflowEngine
+
+    start = time.perf_counter()
+    engine = await WorkflowEngine.create(backend=ParslExecutionBackend())
+    try:
+        await engine.function_task(noop)()
+        return time.perf_counter() - start
+    finally:
+        await engine.shutdown()
+
+
+async def main(args: Any) -> int:
+    from parsl.app.python import PythonApp
+
+    from flowbridge import ParslExecutionBackend, WorkflowEngine
+
+    fanout, chain = (200, 20) if args.quick else (2000, 200)
+    owner = ParslExecutionBackend()
+    host = await WorkflowEngine.create(backend=owner)  # owns the DataFlowKernel both contenders use
+    dfk = owner.dfk
+    flow = await WorkflowEngine.create(backend=ParslExecutionBackend(dfk=dfk))
+    native_noop = PythonApp(noop, data_flow_kernel=dfk)
+    native_inc = PythonApp(inc, data_flow_kernel=dfk)
+    fb_noop, fb_inc = flow.function_task(noop), flow.function_task(inc)
+    wait = concurrent.futures.wait
+
+    async def native_fanout() -> None:
+        futures = [native_noop() for _ in range(fanout)]
+        await asyncio.to_thread(wait, futures)
+
+    async def fb_fanout() -> None:
+        await asyncio.gather(*[fb_noop() for _ in range(fanout)])
+
+    async def native_chain() -> None:
+        x = native_inc(0)
+        for _ in range(chain - 1):
+            x = native_inc(x)
+        assert await asyncio.to_thread(x.result) == chain
+
+    async def fb_chain() -> None:
+        x = fb_inc(0)
+        for _ in range(chain - 1):
+            x = fb_inc(x)
+        assert await x == chain
+
+    try:
+        await fb_fanout()  # warm both paths: workers started, code paths imported
+        await native_fanout()
+        cases = [
+            Case(f"{fanout:,} no-op tasks at once", NATIVE, FB, FANOUT_LIMIT),
+            Case(f"chain of {chain}", NATIVE, FB, CHAIN_LIMIT),
+        ]
+        cases[0].seconds = await best_of({NATIVE: native_fanout, FB: fb_fanout}, args.repeat)
+        cases[1].seconds = await best_of({NATIVE: native_chain, FB: fb_chain}, args.repeat)
+    finally:
+        await flow.shutdown()
+        await host.shutdown()
+    if not args.quick:
+        startup = Case(
+            "start to first result", NATIVE, FB, None, note="once each; native: Parsl's default strategy_period"
+        )
+        startup.seconds = {NATIVE: await first_result_native_defaults(), FB: await first_result_flowbridge()}
+        cases.append(startup)
+    title = f"Parsl HTEX ({os.cpu_count()} workers): native vs through flowbridge, same DataFlowKernel"
+    return report(title, cases, args)
+
+
+if __name__ == "__main__":
+    run(main, "Parsl HTEX: native Parsl apps vs the same work through flowbridge")

@@ -1,0 +1,52 @@
+"""HTEX with SlurmProvider on the real single-node SLURM the test suite starts."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flowbridge import WorkflowEngine
+from flowbridge._registry import create
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+QUICK = 90.0
+
+
+def job_env() -> dict[str, str | None]:
+    return {k: os.environ.get(k) for k in ("SLURM_JOB_ID", "SLURM_JOB_PARTITION", "PARSL_WORKER_RANK")}
+
+
+@pytest.mark.timeout(180)
+async def test_tasks_run_in_a_slurm_job_and_no_job_is_left(slurm: Any, tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.chdir(tmp_path)  # sbatch runs here; nothing may be written here
+    # Built as a profile would build it: registry name and plain options.
+    backend = create(
+        "parsl",
+        {
+            "provider": "slurm",
+            "partition": slurm.partition,
+            "nodes_per_block": 1,
+            "cores_per_node": 1,
+            "walltime": "00:05:00",
+            "launcher": "srun",
+        },
+    )
+    async with WorkflowEngine(backend=backend) as flow:
+        env = await asyncio.wait_for(flow.function_task(job_env)(), QUICK)
+        assert env["SLURM_JOB_ID"] and env["SLURM_JOB_ID"] in slurm.active_jobs()
+        assert env["SLURM_JOB_PARTITION"] == slurm.partition and env["PARSL_WORKER_RANK"] == "0"
+        echoed = flow.executable_task(lambda: "echo $SLURM_JOB_ID")()
+        assert (await asyncio.wait_for(echoed, QUICK)).strip() == env["SLURM_JOB_ID"]
+        busy = flow.function_task(job_env)()  # still queued or running at shutdown
+        await asyncio.sleep(0)
+        await flow.shutdown(cancel=True)
+    assert busy.cancelled() or busy.done()
+    ours = set(backend.dfk.executors["flowbridge_htex"].provider.resources)
+    assert env["SLURM_JOB_ID"] in ours
+    # shutdown waited for the job to leave the queue (the cluster may be shared: look at ours only)
+    assert ours.isdisjoint(slurm.active_jobs())
+    assert list(tmp_path.iterdir()) == []
