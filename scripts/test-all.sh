@@ -11,7 +11,8 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     log "Debian packages: SLURM (single node, started by the tests), Open MPI"
     bash tests/infra/slurm.sh install
     if ! command -v mpirun >/dev/null; then
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends openmpi-bin libopenmpi-dev >/dev/null
+        apt-get update -q >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends openmpi-bin >/dev/null
     fi
 else
     log "not root: skipping Debian packages (SLURM tests need tests/infra/slurm.sh install)"
