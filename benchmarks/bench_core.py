@@ -283,7 +283,14 @@ def time_radical(workload: str, n: int = 0, task_s: float = 0.0) -> float:
         finally:
             await flow.shutdown()
 
-    return asyncio.run(main())
+    # radical-asyncflow writes an asyncflow.session.* folder into the working directory.
+    here = os.getcwd()
+    with tempfile.TemporaryDirectory(prefix="bench-asyncflow-") as scratch:
+        os.chdir(scratch)
+        try:
+            return asyncio.run(main())
+        finally:
+            os.chdir(here)
 
 
 # -- fresh subprocesses: import time and memory ------------------------------------------------
