@@ -17,7 +17,10 @@ pytestmark = pytest.mark.timeout(300)  # the first test may wait for the shared 
 
 class TestConformance(ConformanceSuite):
     unsupported = Resources(threads=2)  # RADICAL-Pilot has no threads-per-core request
-    cancel_running = True  # RP kills running executables; RAPTOR functions are signalled (same machine)
+    # The suite's case cancels a running *function*: RAPTOR can only signal it (same machine), best
+    # effort, and once in three CI runs the body still finished. Executables are killed by RP;
+    # test_backend.py checks that separately.
+    cancel_running = False
 
     @pytest.fixture
     def backend(self, reuse: Any) -> Any:
