@@ -177,6 +177,23 @@ class Adapter:
         """
         return None
 
+    def kill(self) -> None:
+        """Last resort, synchronous and quick: kill every process this adapter started.
+
+        The engine calls it when ``shutdown`` overran its time budget (or the
+        program is being torn down), then abandons the adapter with a WARNING.
+        The base kills every process tagged with :attr:`owner_tag`
+        (``FLOWBRIDGE_OWNER``, see :mod:`flowbridge.toolkit.procs`) on this host.
+        Never touch what the user brought.
+        """
+        if self.owner_tag:
+            from .toolkit import procs
+
+            procs.reap({procs.OWNER_ENV: self.owner_tag})
+
+    #: The ``FLOWBRIDGE_OWNER`` tag of the processes this adapter started (its run dir), or None.
+    owner_tag: str | None = None
+
     # -- helpers for subclasses -----------------------------------------------------
 
     async def ensure_started(self) -> None:

@@ -142,15 +142,28 @@ def run_command(
     cwd: str | None = None,
     env: Mapping[str, str] | None = None,
     on_start: Callable[[subprocess.Popen[str]], None] | None = None,
+    task: str | None = None,
+    owner: str | None = None,
 ) -> str:
     """Run an executable task's command; return its stdout, raise TaskFailed on failure.
 
     A ``str`` runs through ``/bin/sh``; a sequence is an argv list run without a shell,
-    so its quoting is kept. ``on_start`` receives the process, so a caller can kill it.
+    so its quoting is kept. The command runs in a session of its own (the terminal's
+    Ctrl-C reaches the driver, not it), tagged with ``FLOWBRIDGE_TASK=task`` and
+    ``FLOWBRIDGE_OWNER=owner`` when given, so :func:`flowbridge.toolkit.procs.reap`
+    can kill it with everything it started. ``on_start`` receives the process.
     """
     import subprocess
 
     shell = isinstance(command, str)
+    if task is not None or owner is not None:
+        import os
+
+        env = dict(os.environ if env is None else env)
+        if task is not None:
+            env["FLOWBRIDGE_TASK"] = task
+        if owner is not None:
+            env["FLOWBRIDGE_OWNER"] = owner
     try:
         proc = subprocess.Popen(
             command,
