@@ -1,0 +1,80 @@
+"""The handle of one task: a Future that mirrors an executorlib future, in flowbridge's terms."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from executorlib.standalone.interactive.communication import ExecutorlibSocketError
+
+from flowbridge import WorkerLost
+
+_InvalidState = concurrent.futures.InvalidStateError
+
+
+class Handle(concurrent.futures.Future):  # type: ignore[type-arg]
+    """Follows an executorlib future; ``cancel()`` also kills the task's command (by its tag).
+
+    A queued executorlib future is cancelled with it; one already running on a
+    block-allocated worker keeps its worker busy until it returns (executorlib cannot
+    stop it), but its value is dropped.
+    """
+
+    def __init__(self, label: str, live: set[Handle], why: Callable[[Any], str | None],
+                 kill: Callable[[], None] | None = None) -> None:
+        super().__init__()
+        self.label = label
+        self.inner: concurrent.futures.Future[Any] | None = None
+        self._live = live
+        self._why = why
+        self._kill = kill
+        live.add(self)
+
+    def follow(self, inner: concurrent.futures.Future[Any]) -> None:
+        self.inner = inner
+        inner.add_done_callback(self._settle)
+
+    def _settle(self, inner: concurrent.futures.Future[Any]) -> None:
+        self._live.discard(self)
+        if self.done():
+            return
+        try:
+            if inner.cancelled():
+                super().cancel()
+                return
+            exc = inner.exception()
+            if exc is None:
+                self.set_result(inner.result())
+                return
+            if isinstance(exc, ExecutorlibSocketError):
+                why = self._why(inner)
+                lost = WorkerLost(
+                    f"task {self.label}: its executorlib worker died" + (f" ({why})" if why else "")
+                )
+                lost.__cause__ = exc
+                exc = lost
+            self.set_exception(exc)
+        except _InvalidState:  # cancelled meanwhile
+            pass
+
+    def fail(self, exc: BaseException) -> None:
+        self._live.discard(self)
+        try:
+            self.set_exception(exc)
+        except _InvalidState:
+            pass
+
+    def cancel(self) -> bool:
+        if self.done():
+            return False
+        self._live.discard(self)
+        if self.inner is not None:
+            self.inner.cancel()
+        if self._kill is not None:
+            threading.Thread(target=self._kill, name="flowbridge-executorlib-kill", daemon=True).start()
+        return super().cancel()
+
+    def __repr__(self) -> str:
+        return f"<executorlib task {self.label} {self._state}>"
