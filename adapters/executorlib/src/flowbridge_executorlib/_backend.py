@@ -18,7 +18,7 @@ from flowbridge.adapter import Adapter, TaskSpec, make_run_dir
 from flowbridge.toolkit import procs
 from flowbridge.toolkit.blocking import off_loop
 
-from ._handle import Handle
+from ._handle import Handle, submit_block
 from ._resources import resource_dict
 
 _log = logging.getLogger("flowbridge.executorlib")
@@ -108,6 +108,7 @@ class ExecutorlibExecutionBackend(Adapter):
         self._reaper: procs.Reaper | None = None
         self._deaths: Any = None
         self._live: set[Handle] = set()
+        self._pool_size = 0
         self._closed = False
 
     def __repr__(self) -> str:
@@ -131,9 +132,10 @@ class ExecutorlibExecutionBackend(Adapter):
             if self.cache_directory is not None:
                 os.makedirs(self.cache_directory, exist_ok=True)
             if self.kind in ("single_node", "slurm_job"):
-                from ._schedulers import Deaths, schedulers
+                from ._schedulers import Deaths, pool_size, schedulers
 
                 self._deaths = Deaths()
+                self._pool_size = pool_size(self.options)
                 self._block, self._per_task = schedulers(
                     self.kind, self.owner_tag, self.run_dir, self._deaths, self.cache_directory, self.options
                 )
@@ -224,12 +226,28 @@ class ExecutorlibExecutionBackend(Adapter):
             elif rd:
                 inner = self._per_task.submit(fn, *args, resource_dict=rd, **kwargs)
             else:
-                inner = self._block.submit(fn, *args, **kwargs)
+                if self._deaths.pool_deaths >= self._pool_size:
+                    self._renew_pool()
+                inner = submit_block(self._block, fn, args, kwargs)
         except BaseException:
             self._live.discard(handle)
             raise
         handle.follow(inner)
         return handle
+
+    def _renew_pool(self) -> None:
+        """Every worker of the pool died (tasks that killed them failed with WorkerLost): start a new pool."""
+        from ._schedulers import schedulers
+
+        _log.warning("all %d executorlib workers died; starting a new pool", self._pool_size)
+        old = self._block
+        with self._deaths.lock:
+            self._deaths.pool_deaths = 0
+        assert self.run_dir is not None and self.owner_tag is not None
+        self._block, _ = schedulers(
+            self.kind, self.owner_tag, self.run_dir, self._deaths, self.cache_directory, self.options, pool_only=True
+        )
+        threading.Thread(target=old.shutdown, kwargs={"wait": False}, daemon=True).start()
 
     def _why(self, future: Any) -> str | None:
         return self._deaths.why(future) if self._deaths is not None else None

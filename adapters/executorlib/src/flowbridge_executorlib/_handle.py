@@ -14,6 +14,39 @@ from flowbridge import WorkerLost
 _InvalidState = concurrent.futures.InvalidStateError
 
 
+class OnceFuture(concurrent.futures.Future):  # type: ignore[type-arg]
+    """An executorlib future that is run at most once.
+
+    When a block-allocated worker dies under a task, executorlib puts the task back in
+    the queue for the next worker, which a task that kills its worker then kills too,
+    one worker after another. Started a second time, this future fails with
+    WorkerLost instead, and executorlib skips it.
+    """
+
+    _fb_started = False
+
+    def set_running_or_notify_cancel(self) -> bool:
+        if not self._fb_started:
+            self._fb_started = True
+            return super().set_running_or_notify_cancel()
+        self._state = "PENDING"
+        try:
+            self.set_exception(WorkerLost("its executorlib worker process died while running it"))
+        except _InvalidState:
+            pass
+        return False
+
+
+def submit_block(scheduler: Any, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> OnceFuture:
+    """Put a call in a BlockAllocationTaskScheduler's queue, as its ``submit`` does, with a run-once future."""
+    future = OnceFuture()
+    queue = scheduler._future_queue
+    if queue is None:
+        raise RuntimeError("the executorlib pool is shut down")
+    queue.put({"fn": fn, "args": args, "kwargs": kwargs, "future": future})
+    return future
+
+
 class Handle(concurrent.futures.Future):  # type: ignore[type-arg]
     """Follows an executorlib future; ``cancel()`` also kills the task's command (by its tag).
 
@@ -48,7 +81,7 @@ class Handle(concurrent.futures.Future):  # type: ignore[type-arg]
             if exc is None:
                 self.set_result(inner.result())
                 return
-            if isinstance(exc, ExecutorlibSocketError):
+            if isinstance(exc, (ExecutorlibSocketError, WorkerLost)):
                 why = self._why(inner)
                 lost = WorkerLost(
                     f"task {self.label}: its executorlib worker died" + (f" ({why})" if why else "")

@@ -45,28 +45,23 @@ class Deaths:
     def __init__(self) -> None:
         self.by_future: dict[int, str] = {}
         self.last: str | None = None
+        self.pool_deaths = 0  # workers of a block-allocated pool that died on their own
         self.lock = threading.Lock()
-        self.peers: list[Any] = []
 
     def record(self, future: Any, text: str) -> None:
         with self.lock:
             self.last = text
             if future is not None:
                 self.by_future[id(future)] = text
+            else:
+                self.pool_deaths += 1
 
     def why(self, future: Any) -> str | None:
         with self.lock:
             return self.by_future.pop(id(future), None) or self.last
 
     def close(self) -> None:
-        with self.lock:
-            peers, self.peers = self.peers, []
-        for context, socket in peers:
-            try:
-                socket.close(linger=0)
-                context.term()
-            except Exception:
-                pass
+        """Nothing to release: watchers are daemon threads that end with their worker."""
 
 
 def tagged_spawner(base: type, owner: str, run_dir: Path, deaths: Deaths) -> type:
@@ -113,18 +108,31 @@ def _watch(spawner: Any, proc: subprocess.Popen[bytes], err_path: Path, port: st
     how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
     text = f"{Path(proc.args[0]).name if isinstance(proc.args, list) else proc.args} {how}"
     deaths.record(future, text + (f"; stderr: {tail}" if tail else ""))
-    if port is not None:  # release a send() that waits for a peer that will never come
-        import zmq
+    if port is not None:
+        _release(port)
 
-        context = zmq.Context()
-        socket = context.socket(zmq.PAIR)
+
+def _release(port: str, seconds: float = 5.0) -> None:
+    """Take the one message a blocked ``send`` wants to deliver to a worker that is gone, then leave."""
+    import zmq
+
+    context = zmq.Context()
+    socket = context.socket(zmq.PAIR)
+    try:
         socket.connect(f"tcp://127.0.0.1:{port}")
-        with deaths.lock:
-            deaths.peers.append((context, socket))
+        socket.poll(int(seconds * 1000))
+    finally:
+        socket.close(linger=0)
+        context.term()
+
+
+def pool_size(options: dict[str, Any]) -> int:
+    return int(options.get("max_workers") or (os.cpu_count() or 1))
 
 
 def schedulers(
-    kind: str, owner: str, run_dir: Path, deaths: Deaths, cache_directory: str | None, options: dict[str, Any]
+    kind: str, owner: str, run_dir: Path, deaths: Deaths, cache_directory: str | None, options: dict[str, Any],
+    *, pool_only: bool = False,
 ) -> tuple[Any, Any]:
     """``(block, per_task)``: a block-allocated pool for plain tasks, one process per task for the rest."""
     base = MpiExecSpawner if kind == "single_node" else SrunSpawner
@@ -142,13 +150,14 @@ def schedulers(
         common["threads_per_core"] = 1
         common["gpus_per_core"] = 0
         common["slurm_cmd_args"] = list(options.get("slurm_cmd_args", []))
-    workers = options.get("max_workers") or (os.cpu_count() or 1)
     block = BlockAllocationTaskScheduler(
-        max_workers=workers,
+        max_workers=pool_size(options),
         executor_kwargs={**common, "init_function": None},
         spawner=spawner,
         restart_limit=0,
     )
+    if pool_only:
+        return block, None
     per_task = OneProcessTaskScheduler(
         max_cores=options.get("max_cores"),
         max_workers=None,
