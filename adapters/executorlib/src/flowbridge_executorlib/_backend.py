@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import importlib.util
 import logging
 import os
 import shutil
@@ -19,7 +18,7 @@ from flowbridge.toolkit import procs
 from flowbridge.toolkit.blocking import off_loop
 
 from ._handle import Handle, submit_block
-from ._resources import resource_dict
+from ._resources import installed, resource_dict
 
 _log = logging.getLogger("flowbridge.executorlib")
 
@@ -278,22 +277,22 @@ def _on_thread(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> concur
 
 def _check_installed(kind: str, cache_directory: Any) -> None:
     """BackendUnavailable, naming what to install, for what executorlib would otherwise hang on."""
-    if cache_directory is not None and importlib.util.find_spec("h5py") is None:
+    if cache_directory is not None and not installed("h5py"):
         raise BackendUnavailable(
             'cache_directory= needs h5py, which is not installed; pip install "flowbridge-executorlib[cache]" '
             "(without it executorlib never resolves a cached task)"
         )
-    if kind.startswith("flux") and importlib.util.find_spec("flux") is None:
+    if kind.startswith("flux") and not installed("flux"):
         raise BackendUnavailable(
             f"kind={kind!r} needs Flux (flux-core and its Python bindings, module 'flux'), which is not installed "
             f"here; install flux-core (e.g. spack install flux-core, or conda install -c conda-forge flux-core) "
             f"and run inside a Flux instance, or use kind='slurm_job' / 'single_node'"
         )
-    if kind == "slurm_cluster" and importlib.util.find_spec("pysqa") is None:
+    if kind == "slurm_cluster" and not installed("pysqa"):
         raise BackendUnavailable(
             'kind=\'slurm_cluster\' needs pysqa, which is not installed; pip install "flowbridge-executorlib[cluster]"'
         )
-    if kind == "slurm_cluster" and importlib.util.find_spec("h5py") is None:
+    if kind == "slurm_cluster" and not installed("h5py"):
         raise BackendUnavailable(
             "kind='slurm_cluster' passes tasks through files and needs h5py, which is not installed; "
             'pip install "flowbridge-executorlib[cluster,cache]"'

@@ -103,9 +103,17 @@ def resource_dict(res: Resources, kind: str, task: str) -> dict[str, Any]:
     return out
 
 
+def installed(module: str) -> bool:
+    """Whether ``module`` can be imported here (without importing it)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # ValueError: blocked with sys.modules[module] = None
+        return False
+
+
 def _need_mpi(kind: str, task: str, ranks: int) -> None:
     """ranks > 1 starts the worker under MPI; without mpi4py executorlib's worker never answers."""
-    if importlib.util.find_spec("mpi4py") is None:
+    if not installed("mpi4py"):
         raise UnsupportedResource(
             f"the 'executorlib' backend cannot run task {task} on {ranks} MPI ranks: executorlib needs mpi4py "
             f"for cores > 1 and it is not installed here (pip install mpi4py; it builds against an MPI library, "
