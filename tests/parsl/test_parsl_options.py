@@ -62,9 +62,9 @@ def test_dfk_and_config_take_no_sizing_options() -> None:
 
     from flowbridge_parsl import ParslExecutionBackend
 
-    with pytest.raises(TypeError, match="workers, heartbeat_period shape a DataFlowKernel"):
+    with pytest.raises(ConfigError, match="workers, heartbeat_period shape a DataFlowKernel"):
         ParslExecutionBackend(config=Config(), workers=2, heartbeat_period=5)
-    with pytest.raises(TypeError, match="not both"):
+    with pytest.raises(ConfigError, match="not both"):
         ParslExecutionBackend(config=Config(), dfk=object())
 
 

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
+import os
 import shutil
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from flowbridge import worker
+from flowbridge import ConfigError, worker
 from flowbridge.adapter import Adapter, Handle, TaskSpec, make_run_dir
+from flowbridge.toolkit import procs
+from flowbridge.toolkit.blocking import off_loop
 
 from . import _cleanup
 from ._config import LABEL, Options, fix_htex, owned_config
@@ -56,44 +60,57 @@ class ParslExecutionBackend(Adapter):
         **options: Any,
     ) -> None:
         if dfk is not None and config is not None:
-            raise TypeError("ParslExecutionBackend takes config= or dfk=, not both")
+            raise ConfigError("ParslExecutionBackend takes config= or dfk=, not both")
         if dfk is not None and not (hasattr(dfk, "submit") and hasattr(dfk, "executors")):
             raise TypeError(f"dfk= takes a parsl DataFlowKernel, not {type(dfk).__name__}")
         if config is not None and not hasattr(config, "executors"):
             raise TypeError(f"config= takes a parsl.Config, not {type(config).__name__}")
-        known = [f.name for f in dataclasses.fields(Options)]
-        unknown = sorted(set(options) - set(known))
-        if unknown:
-            raise TypeError(
-                f"ParslExecutionBackend got unknown option(s) {', '.join(unknown)}; it takes config=, dfk=, "
-                f"executors=, run_dir=, keep_run_dir= and {', '.join(known)}"
-            )
-        self.options = Options(**options)
+        if run_dir is not None and not isinstance(run_dir, (str, os.PathLike)):
+            raise ConfigError(f"run_dir={run_dir!r} ({type(run_dir).__name__}): expected a path (str or Path)")
+        if type(keep_run_dir) is not bool:
+            raise ConfigError(f"keep_run_dir={keep_run_dir!r} ({type(keep_run_dir).__name__}): expected True or False")
+        labels_ok = isinstance(executors, Sequence) and all(isinstance(e, str) for e in executors)
+        if executors is not None and not labels_ok:
+            raise ConfigError(f"executors={executors!r}: expected an executor label (str) or a list of labels")
+        self.options = Options.from_kwargs(options, _OWN_OPTIONS)
         if dfk is not None or config is not None:
             if self.options.given():
-                raise TypeError(
+                raise ConfigError(
                     f"{', '.join(self.options.given())} shape a DataFlowKernel flowbridge builds; "
                     f"with {'dfk' if dfk is not None else 'config'}= set them in your parsl Config instead"
                 )
             if dfk is not None and run_dir is not None:
-                raise TypeError("run_dir= is for a DataFlowKernel flowbridge builds; yours has its own")
+                raise ConfigError("run_dir= is for a DataFlowKernel flowbridge builds; yours has its own")
         elif executors is not None:
-            raise TypeError("executors= picks executors of your DataFlowKernel or Config; pass dfk= or config= too")
+            raise ConfigError("executors= picks executors of your DataFlowKernel or Config; pass dfk= or config= too")
 
         self.dfk: Any = dfk
         self.run_dir: Path | None = Path(run_dir) if run_dir is not None else None
         self._config = config
         self._owned = dfk is None
         self._labels = [executors] if isinstance(executors, str) else list(executors) if executors else None
+        if config is not None and self._labels is not None:  # known before anything starts
+            have = [e.label for e in config.executors]
+            unknown = [label for label in self._labels if label not in have]
+            if unknown:
+                raise ConfigError(
+                    f"executors={self._labels!r}: {', '.join(map(repr, unknown))} not in your Config "
+                    f"(it has {', '.join(map(repr, have))})"
+                )
         self._keep = keep_run_dir or self.options.logging
-        self._made_run_dir = False
         self._live: set[ParslTask] = set()
         self._functions = Functions()
         self._resources = ResourceMap(self)
         self._building: asyncio.Future[Any] | None = None
         self._closed = False
+        self._gone = False  # everything owned is killed and removed
+        self._gate = threading.Lock()  # the build starts no block once shutdown gave up on it
         self._run_function: Any = None
         self._run_command: Any = None
+        self._reaper: procs.Reaper | None = None
+        self._home: Path | None = None  # the directory flowbridge made for this backend (removed at the end)
+        self._markers: Path | None = None  # cancel markers of executable tasks
+        self._bulk: set[str] | None = None  # tags collected while shutdown cancels everything
 
     def __repr__(self) -> str:
         if not self._owned:
@@ -107,14 +124,27 @@ class ParslExecutionBackend(Adapter):
     async def start(self) -> None:
         if self._closed:
             raise RuntimeError("this ParslExecutionBackend has been shut down; make a new one")
+        # Daemon threads (off_loop), never asyncio.to_thread: asyncio.run joins those at exit without
+        # a limit, and a DataFlowKernel can take minutes to fail. ship_by_value learns once (~20 ms,
+        # a subprocess) what a fresh worker can import.
         self._building = asyncio.ensure_future(
-            # ship_by_value learns once (~20 ms, a subprocess) what a fresh worker can import: off the loop
-            asyncio.gather(asyncio.to_thread(self._build), asyncio.to_thread(worker.ship_by_value, run_function))
+            asyncio.gather(off_loop(self._build), off_loop(worker.ship_by_value, run_function))
         )
         await asyncio.shield(self._building)
 
     def _build(self) -> None:
-        """Blocking: build (or check) the DataFlowKernel and start the first blocks at once."""
+        """Blocking: build (or check) the DataFlowKernel and start the first blocks at once.
+
+        Whatever fails, nothing is left behind: processes started so far are killed by
+        their owner tag and the directories flowbridge made are removed.
+        """
+        try:
+            self._build_kernel()
+        except BaseException:
+            self._abandon()
+            raise
+
+    def _build_kernel(self) -> None:
         from parsl.app.errors import wrap_error
         from parsl.dataflow.dflow import DataFlowKernel
 
@@ -122,8 +152,7 @@ class ParslExecutionBackend(Adapter):
             config = self._config
             if config is None:
                 if self.run_dir is None:
-                    self.run_dir = make_run_dir("parsl")
-                    self._made_run_dir = True
+                    self.run_dir = self._home = make_run_dir("parsl")
                 config = owned_config(self.options, self.run_dir)
                 if not self.options.logging:
                     _quiet_parsl()
@@ -131,27 +160,43 @@ class ParslExecutionBackend(Adapter):
                 if self.run_dir is not None:
                     config.run_dir = str(self.run_dir)
                 elif config.run_dir == "runinfo":  # Parsl's default would litter the working directory
-                    self.run_dir = make_run_dir("parsl")
-                    self._made_run_dir = True
+                    self.run_dir = self._home = make_run_dir("parsl")
                     config.run_dir = str(self.run_dir)
+                else:
+                    self.run_dir = Path(config.run_dir).absolute()
                 for executor in config.executors:
-                    fix_htex(executor)
+                    fix_htex(executor, str(self.run_dir))
+            assert self.run_dir is not None
+            self._tag(self.run_dir)
             self.dfk = DataFlowKernel(config)
-            if self._config is None:
-                for executor in self.dfk.executors.values():
-                    if executor.label == LABEL:
-                        executor.scale_out_facade(self.options.blocks)
+            with self._gate:
+                if self._closed:
+                    raise RuntimeError("the parsl backend was shut down while it started")
+                if self._config is None:
+                    for executor in self.dfk.executors.values():
+                        if executor.label == LABEL:
+                            executor.scale_out_facade(self.options.blocks)
+        else:
+            self._home = make_run_dir("parsl")  # cancel markers of tasks on your kernel, nothing else
+            self._tag(self._home)
         labels = [label for label in self.dfk.executors if label != "_parsl_internal"]
         if self._labels is None:
             self._labels = labels
         unknown = [label for label in self._labels if label not in labels]
         if unknown:
-            raise ValueError(
+            raise ConfigError(
                 f"executors={self._labels!r}: {', '.join(map(repr, unknown))} not in this DataFlowKernel "
                 f"(it has {', '.join(map(repr, labels))})"
             )
         self._run_function = wrap_error(run_function)
         self._run_command = wrap_error(run_command)
+
+    def _tag(self, where: Path) -> None:
+        """Own the tag ``where`` stands for; the reaper kills everything carrying it if this process dies."""
+        self.owner_tag = str(where)
+        self._markers = where / "flowbridge-cancelled"
+        self._markers.mkdir(parents=True, exist_ok=True)
+        self._reaper = procs.Reaper(self.owner_tag, self._home)
 
     def _executor_objects(self) -> list[Any]:
         """The Parsl executors tasks go to (known once started, or from the config before)."""
@@ -181,7 +226,11 @@ class ParslExecutionBackend(Adapter):
             arguments, deps = pack_arguments(task.args, task.kwargs, ParslTask)  # type: ignore[arg-type]
             func, args = self._run_function, (function, arguments, *deps)
         else:
-            func, args = self._run_command, (task.command,)
+            assert self.owner_tag is not None and self._markers is not None
+            handle.tag = f"{self.owner_tag}:{task.uid}:{task.attempt}"
+            handle.on_cancel = self._cancelled
+            marker = str(self._markers / f"{task.uid}.{task.attempt}")
+            func, args = self._run_command, (task.command, handle.tag, self.owner_tag, marker)
         if walltime is not None:
             from parsl.app.python import timeout
 
@@ -200,21 +249,120 @@ class ParslExecutionBackend(Adapter):
     def native(self, handle: Handle) -> Any:
         return handle if type(handle) is ParslTask else None
 
+    def _cancelled(self, handle: ParslTask) -> None:
+        """An executable task was cancelled (or timed out): its command must not run or go on running."""
+        assert handle.tag is not None and self._markers is not None
+        uid_attempt = handle.tag.rsplit(":", 2)
+        try:
+            (self._markers / f"{uid_attempt[-2]}.{uid_attempt[-1]}").touch()
+        except OSError:  # the run directory is gone: so is everything that could run
+            pass
+        if self._bulk is not None:
+            self._bulk.add(handle.tag)
+            return
+        owner = self.owner_tag
+        if owner is not None:
+            threading.Thread(
+                target=_cleanup.kill_commands, args=(owner, {handle.tag}), name="flowbridge-parsl-kill", daemon=True
+            ).start()
+
     async def shutdown(self, *, cancel: bool = True) -> None:
+        """Settle every task; kill the commands of cancelled executables; release what this backend owns.
+
+        With ``cancel=True`` it returns within about :data:`CANCEL_BUDGET` s whatever runs: each
+        step is bounded and what outlives its bound is killed by the owner tag.
+        """
         if self._closed:
             return
         self._closed = True
-        if self._building is not None:
-            await asyncio.gather(self._building, return_exceptions=True)
+        deadline = time.monotonic() + (CANCEL_BUDGET if cancel else PATIENT_BUDGET)
+        if self._building is not None and not self._building.done():
+            await asyncio.wait([self._building], timeout=BUILD_WAIT if cancel else max(1.0, _left(deadline)))
+        built = self._building is not None and self._building.done() and self._building.exception() is None
+        self._bulk = set()
         for handle in list(self._live):  # Parsl would leave them pending forever
             handle.cancel()
-        if self._owned and self.dfk is not None:
-            await asyncio.to_thread(_cleanup.cleanup, self.dfk)
-        if self._made_run_dir and self.run_dir is not None:
+        tags, self._bulk = self._bulk, None
+        owner = self.owner_tag
+        if tags and owner is not None:
+            await self._bounded(_cleanup.kill_commands, owner, tags, timeout=min(3.0, _left(deadline)))
+        if self._owned and built:
+            try:
+                step = _cleanup.dfk_cleanup if cancel else _cleanup.cleanup
+                await off_loop(step, self.dfk, timeout=max(0.5, _left(deadline) - KILL_RESERVE))
+            except TimeoutError:
+                _log.warning(
+                    "the Parsl DataFlowKernel did not clean up in time; killing its interchange and blocks"
+                )
+            except Exception as exc:
+                _log.warning("the Parsl DataFlowKernel did not clean up cleanly: %r", exc)
+        await self._bounded(self._finish, deadline, timeout=max(1.0, _left(deadline)))
+
+    async def _bounded(self, fn: Any, *args: Any, timeout: float) -> None:
+        try:
+            await off_loop(fn, *args, timeout=timeout)
+        except TimeoutError:
+            _log.warning("%s did not finish within %.1f s", getattr(fn, "__name__", fn), timeout)
+
+    def _finish(self, deadline: float) -> None:
+        """Blocking: kill whatever of ours is left, remove what flowbridge made, stop the reaper."""
+        with self._gate:
+            self._closed = True
+            if self._gone:
+                return
+            self._gone = True
+        owner = self.owner_tag
+        if owner is not None and self._owned:
+            jobs = _cleanup.batch_jobs(self.dfk) if self.dfk is not None else []
+            _cleanup.kill_owned(owner, jobs, deadline)
+        elif owner is not None:  # a kernel of yours: only the commands of our tasks carry the tag
+            procs.reap({procs.OWNER_ENV: owner})
+        if self._home is not None:
             if self._keep:
-                _log.info("Parsl run directory kept: %s", self.run_dir)
+                _log.info("Parsl run directory kept: %s", self._home)
+                if self._markers is not None:
+                    shutil.rmtree(self._markers, ignore_errors=True)
             else:
-                await asyncio.to_thread(shutil.rmtree, self.run_dir, True)
+                shutil.rmtree(self._home, ignore_errors=True)
+        elif self._markers is not None:
+            shutil.rmtree(self._markers, ignore_errors=True)
+        if self._reaper is not None:
+            self._reaper.stop()
+
+    def _abandon(self) -> None:
+        """A failed start: clean up a kernel that was built (bounded), then kill and remove the rest."""
+        dfk = self.dfk if self._owned else None
+        if dfk is not None and not getattr(dfk, "cleanup_called", True):
+            done = threading.Event()
+
+            def clean() -> None:
+                try:
+                    dfk.cleanup()
+                except Exception:
+                    pass
+                done.set()
+
+            threading.Thread(target=clean, name="flowbridge-parsl-cleanup", daemon=True).start()
+            done.wait(BUILD_WAIT)
+        self._finish(time.monotonic() + BUILD_WAIT)
+
+    def kill(self) -> None:
+        """Last resort (the engine gave up waiting for shutdown): kill what this backend owns, at once."""
+        self._closed = True
+        for handle in list(self._live):
+            handle.cancel()
+        self._finish(time.monotonic() + KILL_RESERVE)
+
+
+CANCEL_BUDGET = 7.0  # seconds shutdown(cancel=True) takes at most (the engine allows about 8)
+PATIENT_BUDGET = 120.0  # seconds a plain shutdown waits for the kernel before it kills what is left
+BUILD_WAIT = 3.0  # seconds shutdown(cancel=True) waits for a kernel still starting
+KILL_RESERVE = 2.5  # seconds kept for killing what is left and cancelling batch jobs
+_OWN_OPTIONS = ("config", "dfk", "executors", "run_dir", "keep_run_dir")
+
+
+def _left(deadline: float) -> float:
+    return max(0.0, deadline - time.monotonic())
 
 
 def _quiet_parsl() -> None:

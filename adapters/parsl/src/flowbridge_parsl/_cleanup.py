@@ -3,7 +3,9 @@
 ``dfk.cleanup()`` asks the providers to cancel the blocks and returns: a local
 block's processes take a moment to exit (or ignore SIGTERM), a SLURM job goes
 through COMPLETING. This waits for both, bounded, and kills what is left of a
-local block.
+local block. Every blocking call here runs on a daemon thread of
+:func:`flowbridge.toolkit.blocking.off_loop` with a time limit; what outlives the
+limit is killed by the owner tag (:func:`kill_owned`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import signal
 import subprocess
 import time
 from typing import Any
+
+from flowbridge.toolkit import procs
 
 _log = logging.getLogger("flowbridge.parsl")
 GRACE = 5.0  # seconds a local block gets to exit after SIGTERM
@@ -51,7 +55,7 @@ def _local_groups(dfk: Any) -> list[int]:
     return [g for g in groups if g not in (0, 1, os.getpgrp())]
 
 
-def _batch_jobs(dfk: Any) -> list[tuple[Any, list[str]]]:
+def batch_jobs(dfk: Any) -> list[tuple[Any, list[str]]]:
     from parsl.providers import LocalProvider
 
     jobs = []
@@ -106,24 +110,25 @@ _ENDED = {
 }
 
 
-def _cancel(provider: Any, job_ids: list[str]) -> None:
+def _cancel(provider: Any, job_ids: list[str], timeout: float | None = None) -> None:
     from parsl.providers import SlurmProvider
 
     if isinstance(provider, SlurmProvider):
         clusters = [f"--clusters={provider.clusters}"] if provider.clusters else []
-        subprocess.run(["scancel", *clusters, *job_ids], capture_output=True, timeout=provider.cmd_timeout)
+        argv = ["scancel", *clusters, *job_ids]
+        subprocess.run(argv, capture_output=True, timeout=timeout or provider.cmd_timeout)
     else:
         provider.cancel(job_ids)
 
 
-def _end_jobs(provider: Any, job_ids: list[str], deadline: float) -> None:
+def end_jobs(provider: Any, job_ids: list[str], deadline: float) -> None:
     """Cancel what Parsl left queued (it cancels only the blocks it still counts as alive), then wait."""
     cancelled = False
     while True:
         try:
             left = _queued(provider, job_ids)
             if left and not cancelled:
-                _cancel(provider, left)
+                _cancel(provider, left, timeout=max(1.0, min(provider.cmd_timeout, deadline - time.monotonic())))
                 cancelled = True
         except Exception as exc:
             _log.warning("cannot check that batch jobs %s ended: %r", job_ids, exc)
@@ -131,15 +136,20 @@ def _end_jobs(provider: Any, job_ids: list[str], deadline: float) -> None:
         if not left:
             return
         if time.monotonic() > deadline:
-            _log.warning("batch jobs %s still queued %.0f s after they were cancelled", left, JOB_WAIT)
+            _log.warning("batch jobs %s still queued after they were cancelled", left)
             return
         time.sleep(0.25)
+
+
+def dfk_cleanup(dfk: Any) -> None:
+    """Blocking: ``dfk.cleanup()`` alone (the caller kills what is left by the owner tag)."""
+    dfk.cleanup()
 
 
 def cleanup(dfk: Any) -> None:
     """Blocking: clean up the DataFlowKernel and wait until its blocks are gone."""
     groups = _local_groups(dfk)
-    jobs = _batch_jobs(dfk)
+    jobs = batch_jobs(dfk)
     try:
         dfk.cleanup()
     finally:
@@ -156,4 +166,35 @@ def cleanup(dfk: Any) -> None:
                 time.sleep(0.05)
         deadline = time.monotonic() + JOB_WAIT
         for provider, job_ids in jobs:
-            _end_jobs(provider, job_ids, deadline)
+            end_jobs(provider, job_ids, deadline)
+
+
+def kill_commands(owner: str, tags: set[str], wait: float = 2.0) -> list[int]:
+    """Kill the commands of the given tasks (``FLOWBRIDGE_TASK`` in ``tags``) with their trees, on this host.
+
+    One scan of ``/proc`` for the owner's processes, whatever the number of tasks.
+    """
+    if not tags:
+        return []
+    wanted = {f"{procs.TASK_ENV}={tag}".encode() for tag in tags}
+    pids = []
+    for pid in procs.find({procs.OWNER_ENV: owner}):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as fh:
+                environ = set(fh.read().split(b"\0"))
+        except OSError:
+            continue
+        if environ & wanted:
+            pids.append(pid)
+    procs.kill(pids)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and any(procs.alive(p) for p in pids):
+        time.sleep(0.02)
+    return pids
+
+
+def kill_owned(owner: str, jobs: list[tuple[Any, list[str]]], deadline: float) -> None:
+    """Last resort: SIGKILL every process tagged ``owner`` on this host, cancel the batch jobs and wait."""
+    procs.reap({procs.OWNER_ENV: owner}, wait=max(0.1, min(2.0, deadline - time.monotonic())))
+    for provider, job_ids in jobs:  # those still queued are cancelled, then waited for
+        end_jobs(provider, job_ids, deadline)

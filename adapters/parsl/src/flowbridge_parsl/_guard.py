@@ -1,10 +1,16 @@
 """Run a Parsl component so that it dies with the process that owns it.
 
-``python -m flowbridge_parsl._guard TOKEN MODULE [ARGS...]`` runs ``MODULE`` as
-``__main__`` (as ``python -m MODULE ARGS`` would) after starting a thread that
+``python -m flowbridge_parsl._guard [--session] TOKEN MODULE [ARGS...]`` runs ``MODULE``
+as ``__main__`` (as ``python -m MODULE ARGS`` would) after starting a thread that
 waits for the owner named by ``TOKEN`` to exit. Parsl leaves its interchange and
 worker pool running when the owner is killed without cleanup; with the guard, the
 interchange kills itself and a worker pool kills its process group (the block).
+
+``--session`` first moves the process into a session of its own (the interchange):
+Parsl starts the interchange in the driver's process group, where a terminal's
+Ctrl-C reaches it too, kills it, and leaves ``DataFlowKernel.cleanup`` waiting on
+it for minutes. Worker pools keep the process group their provider gave them,
+since that is what the provider kills to cancel a block.
 
 The token carries the owner's boot id and pid namespace: on another machine
 (a compute node) the guard does nothing, and the pool ends on its own once the
@@ -82,9 +88,16 @@ def _watch(pid: int, ticks: str, owner_group: int) -> None:
 
 
 def main() -> None:
-    if len(sys.argv) < 3:
-        sys.exit("usage: python -m flowbridge_parsl._guard TOKEN MODULE [ARGS...]")
-    token, module, *args = sys.argv[1:]
+    argv = sys.argv[1:]
+    if argv[:1] == ["--session"]:
+        argv = argv[1:]
+        try:
+            os.setsid()
+        except OSError:  # already a session leader
+            pass
+    if len(argv) < 2:
+        sys.exit("usage: python -m flowbridge_parsl._guard [--session] TOKEN MODULE [ARGS...]")
+    token, module, *args = argv
     try:
         pid, ticks, group, boot, pidns = token.split(":")
     except ValueError:

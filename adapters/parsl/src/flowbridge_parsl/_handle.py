@@ -10,6 +10,7 @@ makes Parsl fail its dependents (``DependencyError``) instead of running them.
 from __future__ import annotations
 
 import concurrent.futures
+from collections.abc import Callable
 from typing import Any
 
 from parsl.app.errors import AppTimeout
@@ -30,6 +31,8 @@ class ParslTask(concurrent.futures.Future):  # type: ignore[type-arg]
         self.uid = uid
         self.name = name
         self.app_future: Any = None
+        self.tag: str | None = None  # FLOWBRIDGE_TASK of an executable's command
+        self.on_cancel: Callable[[ParslTask], None] | None = None
         self._live = live
         live.add(self)
 
@@ -58,9 +61,16 @@ class ParslTask(concurrent.futures.Future):  # type: ignore[type-arg]
             pass
 
     def cancel(self) -> bool:
-        """Settle the handle as cancelled; HTEX cannot stop work already sent to a worker."""
+        """Settle the handle as cancelled and stop its command, if any (``on_cancel``).
+
+        HTEX cannot stop a Python function a worker has started: its result is dropped.
+        """
         self._live.discard(self)
-        return super().cancel()
+        if not super().cancel():
+            return False
+        if self.on_cancel is not None:
+            self.on_cancel(self)
+        return True
 
 
 def translate(exc: BaseException, task: ParslTask) -> BaseException:

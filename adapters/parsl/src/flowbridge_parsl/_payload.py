@@ -59,9 +59,56 @@ def run_function(function: bytes, arguments: bytes, *deps: Any, **_parsl: Any) -
     return worker.call(func, args, kwargs)
 
 
-def run_command(command: str | tuple[str, ...], **_parsl: Any) -> str:
-    """Bash-app semantics: stdout is the result, a non-zero exit is TaskFailed."""
-    return worker.run_command(command)
+def run_command(
+    command: str | tuple[str, ...],
+    tag: str | None = None,
+    owner: str | None = None,
+    marker: str | None = None,
+    **_parsl: Any,
+) -> str:
+    """Bash-app semantics: stdout is the result, a non-zero exit is TaskFailed.
+
+    The command carries ``FLOWBRIDGE_TASK=tag`` and ``FLOWBRIDGE_OWNER=owner``, so the
+    driver kills it with its tree on cancel (same host). ``marker`` is a file the driver
+    creates when it cancels the task: a command not started yet never starts, and one
+    running is killed within :data:`POLL` s, wherever the file is visible (a shared
+    filesystem reaches remote nodes).
+    """
+    import os
+
+    if marker is not None and os.path.exists(marker):
+        raise RuntimeError(f"command {command!r} not run: its task was cancelled before a worker took it")
+
+    def watch(proc: Any) -> None:
+        if marker is None:
+            return
+        import threading
+
+        threading.Thread(target=_watch_marker, args=(proc, marker, tag), daemon=True).start()
+
+    return worker.run_command(command, task=tag, owner=owner, on_start=watch)
+
+
+POLL = 0.25  # seconds between looks at a running command's cancel marker
+
+
+def _watch_marker(proc: Any, marker: str, tag: str | None) -> None:
+    import os
+    import signal
+    import time
+
+    while proc.poll() is None:
+        if os.path.exists(marker):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # its own session: the whole group
+            except OSError:
+                pass
+            if tag is not None:
+                from flowbridge.toolkit import procs
+
+                procs.reap({procs.TASK_ENV: tag})  # what left the group
+            return
+        time.sleep(POLL)
 
 
 # -- driver side --------------------------------------------------------------------------
