@@ -66,7 +66,7 @@ async def test_owned_local_cluster(tmp_path_factory: pytest.TempPathFactory) -> 
 async def test_start_failure_leaves_no_run_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
     root = tmp_path_factory.getbasetemp() / "flowbridge-run"
     before = set(root.iterdir())
-    backend = DaskExecutionBackend(n_workers=1, no_such_localcluster_option=1)
+    backend = DaskExecutionBackend(n_workers=1, memory_limit="lots")  # a type Dask finds wrong only at start
     with pytest.raises(Exception, match="failed to start"):
         await asyncio.wait_for(WorkflowEngine.create(backend=backend), QUICK)
     assert set(root.iterdir()) == before

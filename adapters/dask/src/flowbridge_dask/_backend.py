@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import shutil
 import uuid
 from collections.abc import Mapping
@@ -12,19 +13,24 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from flowbridge import Resources, UnsupportedResource, WorkerLost
+from flowbridge import ConfigError, Resources, UnsupportedResource, WorkerLost
 from flowbridge.adapter import Adapter, Handle, Remote, TaskSpec, make_run_dir
-from flowbridge.worker import run_command
+from flowbridge.toolkit import procs
 
 from ._bridge import ClientBridge
-from ._clusters import Connection, close_cluster, existing, jobqueue_cluster, local_cluster
+from ._clusters import Connection, close_quickly, existing, jobqueue_cluster, kill_cluster_processes, local_cluster
+from ._commands import run_tagged_command
+from ._guard import describe, in_bootstrapping_worker, reruns_main, unguarded_line
 from ._handles import DaskHandle, outcome
-from ._options import check_options
+from ._options import check_options, check_timeout
 from ._resources import SUPPORTED, refusal, satisfiable, to_dask
 from ._runner import pack, run_function
 
 _log = logging.getLogger("flowbridge.dask")
 _RESOURCE_POLL = 1.0  # seconds between looks for a capable worker while a cluster has none
+#: shutdown(cancel=True) returns within this many seconds whatever runs (the engine allows ~8).
+CANCEL_BUDGET = 6.5
+_KILL_WAIT = 3.0  # of which, at most, for killing the commands on the workers
 
 
 class DaskExecutionBackend(Adapter):
@@ -34,8 +40,12 @@ class DaskExecutionBackend(Adapter):
     no dashboard) sized to the machine; ``address=``, ``scheduler_file=``,
     ``cluster=`` or ``client=`` reuse yours; ``jobqueue="slurm"`` (or pbs, lsf, sge,
     htcondor, oar, moab) with ``jobs=N`` or ``adapt=(min, max)`` builds a
-    dask-jobqueue cluster. ``cluster_options`` go to the cluster flowbridge builds.
-    Shutdown closes only what flowbridge created. Values stay on the workers until
+    dask-jobqueue cluster. ``cluster_options`` go to the cluster flowbridge builds
+    (checked against Dask's signatures: a typo is a ConfigError naming it).
+    ``connect_timeout`` bounds connecting to your scheduler (and waiting for its
+    scheduler file). Shutdown closes only what flowbridge created; cancelling a
+    task, its ``timeout=`` and ``shutdown(cancel=True)`` kill the command of an
+    executable task with every process it started, on any worker. Values stay on the workers until
     awaited; a dependent on this backend gets its upstream's Dask future, resolved
     on the cluster.
     """
@@ -68,18 +78,20 @@ class DaskExecutionBackend(Adapter):
         adapt: tuple[int, int] | list[int] | None = None,
         worker_resources: Mapping[str, float] | None = None,
         resource_timeout: float | None = 300.0,
+        connect_timeout: float = 10.0,
         keep_run_dir: bool = False,
         **cluster_options: Any,
     ) -> None:
         self.source, jobqueue, adapt = check_options(
             address, scheduler_file, client, cluster, jobqueue, jobs, adapt, worker_resources, cluster_options
         )
+        self.connect_timeout: float = check_timeout("connect_timeout", connect_timeout, optional=False)  # type: ignore[assignment]
         self._address, self._scheduler_file = address, scheduler_file
         self._user_client, self._user_cluster = client, cluster
         self._jobqueue, self._jobs, self._adapt = jobqueue, jobs, adapt
         self._worker_resources = {str(k): float(v) for k, v in (worker_resources or {}).items()}
         self._options = dict(cluster_options)
-        self.resource_timeout = resource_timeout
+        self.resource_timeout = check_timeout("resource_timeout", resource_timeout, optional=True)
         self.keep_run_dir = keep_run_dir
         self.run_dir: Path | None = None
         self._conn: Connection | None = None
@@ -88,6 +100,9 @@ class DaskExecutionBackend(Adapter):
         self._inflight: dict[str, DaskHandle] = {}
         self._token = uuid.uuid4().hex[:16]  # two engines on one cluster never share a key
         self._seq = itertools.count()
+        # FLOWBRIDGE_OWNER of the commands this backend starts (the run dir once it owns one).
+        self._owner = f"flowbridge-dask-{os.getpid()}-{self._token}"
+        self._reaper: procs.Reaper | None = None
 
     def __repr__(self) -> str:
         where = self._conn.where if self._conn is not None else self.source
@@ -107,46 +122,105 @@ class DaskExecutionBackend(Adapter):
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        if self.source == "local" and self._options.get("processes", True):
+            self._check_main_guard()
         if self.source in ("local", "jobqueue"):
             self.run_dir = make_run_dir("dask")
+            self.owner_tag = self._owner = str(self.run_dir)
+            # Kills what carries our tag and removes the run dir if this process dies without shutdown.
+            self._reaper = procs.Reaper(self._owner, None if self.keep_run_dir else self.run_dir)
             try:
                 if self.source == "local":
-                    conn = await local_cluster(self.run_dir, self._worker_resources, dict(self._options))
+                    conn = await local_cluster(self.run_dir, self._owner, self._worker_resources, dict(self._options))
                 else:
                     kind = self._jobqueue or "slurm"
                     conn = await jobqueue_cluster(
-                        kind, self.run_dir, self._jobs, self._adapt, self._worker_resources, dict(self._options)
+                        kind,
+                        self.run_dir,
+                        self._owner,
+                        self._jobs,
+                        self._adapt,
+                        self._worker_resources,
+                        dict(self._options),
                     )
             except BaseException:
-                self._remove_run_dir()
+                self._release()
                 raise
         else:
-            conn = await existing(self._address, self._scheduler_file, self._user_cluster, self._user_client)
+            self.owner_tag = self._owner
+            conn = await existing(
+                self._address, self._scheduler_file, self._user_cluster, self._user_client, self.connect_timeout
+            )
         self._conn = conn
         self._bridge = ClientBridge(conn.client, loop, conn.direct)
         if conn.offers is None:
             self._offers = await self._bridge.offers()
 
+    def _check_main_guard(self) -> None:
+        """Refuse, before any process starts, a script that each spawned worker would re-run."""
+        if in_bootstrapping_worker():
+            # This is a worker process re-running the main script: it cannot become a worker.
+            # Leave quietly; the driver's error says why.
+            os._exit(3)
+        script = reruns_main()
+        line = unguarded_line(script) if script is not None else None
+        if script is not None and line is not None:
+            raise ConfigError(describe(script, line))
+
     async def shutdown(self, *, cancel: bool = True) -> None:
+        """Close what flowbridge built; with ``cancel=True`` kill running commands first, within ~7 s.
+
+        A running Python function cannot be stopped on Dask: its worker process is
+        closed (and killed after a few seconds) when the cluster is flowbridge's, and
+        left running to its end on a cluster you brought.
+        """
         conn, bridge = self._conn, self._bridge
         if conn is None or bridge is None:
-            self._remove_run_dir()
+            self._release()
             return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (CANCEL_BUDGET if cancel else 120.0)
         inflight, self._inflight = list(self._inflight.values()), {}
         for handle in inflight:
             if cancel:
                 handle.cancel()
             elif handle.watcher is not None:
                 handle.watcher.cancel()
-        await bridge.drain(timeout=10)
+        clean = False
         try:
+            if cancel and not bridge.closed:
+                # Every command this backend started, also those whose tasks already let go.
+                await _bounded(bridge.kill_on_workers([], f"{self._owner}:"), min(_KILL_WAIT, deadline - loop.time()))
+            await bridge.drain(timeout=max(0.1, min(2.0, deadline - loop.time())))
             if conn.owns_client:
                 bridge.closed = True
-                await conn.client.close()
+                await _bounded(conn.client.close(), max(0.1, min(3.0, deadline - loop.time())))
             if conn.cluster is not None:
-                await close_cluster(conn.cluster)
+                clean = await close_quickly(conn.cluster, max(0.1, deadline - loop.time()))
+            else:
+                clean = True
         finally:
-            self._remove_run_dir()
+            if conn.cluster is not None and not clean:
+                kill_cluster_processes(conn.cluster)
+            self._release()
+
+    def kill(self) -> None:
+        """Last resort: kill the worker processes (or scancel the jobs) and the commands flowbridge started."""
+        conn = self._conn
+        if conn is not None and conn.cluster is not None:
+            kill_cluster_processes(conn.cluster)
+        self._release()
+
+    def _release(self) -> None:
+        """Kill what still carries our tag on this host, stop the reaper, remove the run dir."""
+        if self.owner_tag:
+            left = procs.reap({procs.OWNER_ENV: self.owner_tag}, wait=1.0)
+            if left:
+                _log.info("killed %d leftover process(es) of %s", len(left), self.owner_tag)
+        if self._reaper is not None:
+            self._reaper.stop()
+            self._reaper = None
+        self._remove_run_dir()
 
     def _remove_run_dir(self) -> None:
         if self.run_dir is not None and not self.keep_run_dir:
@@ -172,8 +246,9 @@ class DaskExecutionBackend(Adapter):
             payload, natives = pack(task.func, task.args, task.kwargs)  # type: ignore[arg-type]
             future = conn.client.submit(run_function, payload, *natives, **options)
         else:
-            future = conn.client.submit(run_command, task.command, **options)
-        handle = DaskHandle(bridge.loop, key, future, self._cancel)
+            tag = f"{self._owner}:{key}"
+            future = conn.client.submit(run_tagged_command, task.command, tag, self._owner, **options)
+        handle = DaskHandle(bridge.loop, key, future, self._cancel, tag if task.kind != "function" else None)
         self._inflight[key] = handle
         bridge.watch(handle, self._settle)
         if request and not satisfiable(request, self._offers if conn.offers is None else conn.offers):
@@ -230,6 +305,21 @@ class DaskExecutionBackend(Adapter):
             handle.watcher.cancel()
         if handle.dask_future is not None and self._bridge is not None:
             self._bridge.cancel(handle.dask_future)
+            if handle.tag is not None:
+                self._bridge.kill_commands(handle.tag)
+
+
+async def _bounded(awaitable: Any, timeout: float) -> bool:
+    """Await with a time limit; False (logged) when it failed or took longer."""
+    try:
+        await asyncio.wait_for(awaitable, max(0.05, timeout))
+    except TimeoutError:
+        _log.warning("a Dask shutdown step took longer than %.1f s; going on", timeout)
+        return False
+    except Exception as exc:
+        _log.warning("a Dask shutdown step failed: %r", exc)
+        return False
+    return True
 
 
 def _label(task: TaskSpec) -> str:

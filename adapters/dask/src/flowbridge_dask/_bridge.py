@@ -40,6 +40,7 @@ class ClientBridge:
         self.closed = False  # the client was closed by flowbridge: values left on workers are gone
         self._fetches: list[tuple[Future, asyncio.Future[Any]]] = []
         self._cancels: list[Future] = []
+        self._kills: list[str] = []
         self._gathering = False
         self._background: set[asyncio.Future[Any]] = set()
 
@@ -154,6 +155,27 @@ class ClientBridge:
                 self.call(lambda: self.client.cancel(batch, asynchronous=True, reason="cancelled by flowbridge"))
             )
 
+    def kill_commands(self, tag: str) -> None:
+        """Kill the command tagged ``tag`` on whichever worker runs it, batched per loop turn."""
+        if not self._kills:
+            self.loop.call_soon(self._kill_batch)
+        self._kills.append(tag)
+
+    def _kill_batch(self) -> None:
+        batch, self._kills = self._kills, []
+        if batch and not self.closed:
+            self.spawn(self.kill_on_workers(batch))
+
+    async def kill_on_workers(self, tags: list[str], prefix: str | None = None, timeout: float = 5.0) -> int:
+        """Run :func:`kill_commands` on every worker (``client.run``); how many processes it killed."""
+        from ._commands import kill_commands
+
+        done = await asyncio.wait_for(
+            self.call(lambda: self.client.run(kill_commands, tags, prefix, on_error="ignore", asynchronous=True)),
+            timeout,
+        )
+        return sum(n for n in (done or {}).values() if isinstance(n, int))
+
     # -- scheduler facts -----------------------------------------------------------------
 
     async def offers(self) -> list[dict[str, float]]:
@@ -177,6 +199,7 @@ class ClientBridge:
     async def drain(self, timeout: float) -> None:
         """Send pending cancellations now and wait (bounded) for background calls to end."""
         self._cancel_batch()
+        self._kill_batch()
         if self._background:
             _, pending = await asyncio.wait(set(self._background), timeout=timeout)
             for task in pending:

@@ -7,11 +7,15 @@ declares, so impossible requests are refused without asking the scheduler.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import math
 import os
+import shlex
 import sys
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +24,9 @@ from dask.utils import parse_bytes
 from distributed import Client, LocalCluster
 
 import dask
-from flowbridge import BackendUnavailable
+from flowbridge import BackendUnavailable, ConfigError, FlowbridgeError
+from flowbridge.toolkit.blocking import off_loop
+from flowbridge.toolkit.procs import OWNER_ENV
 
 _log = logging.getLogger("flowbridge.dask")
 
@@ -56,8 +62,15 @@ def _worker_offer(threads: int, memory: int | None, extra: Mapping[str, float]) 
     return offer
 
 
-async def local_cluster(run_dir: Path, worker_resources: Mapping[str, float], options: dict[str, Any]) -> Connection:
-    """A LocalCluster of worker processes on 127.0.0.1, sized to the machine, no dashboard."""
+async def local_cluster(
+    run_dir: Path, owner: str, worker_resources: Mapping[str, float], options: dict[str, Any]
+) -> Connection:
+    """A LocalCluster of worker processes on 127.0.0.1, sized to the machine, no dashboard.
+
+    Its worker processes get ``FLOWBRIDGE_OWNER=owner`` in their environment (so every
+    process they start carries it) and ignore SIGINT: they share the driver's process
+    group, and a terminal's Ctrl-C is the driver's to handle.
+    """
     from dask.system import CPU_COUNT
     from distributed.deploy.utils import nprocesses_nthreads
     from distributed.worker_memory import parse_memory_limit
@@ -80,19 +93,27 @@ async def local_cluster(run_dir: Path, worker_resources: Mapping[str, float], op
         "n_workers": n_workers,
         "threads_per_worker": threads,
         "resources": dict(offer),
-        "asynchronous": True,
+        "asynchronous": False,  # its own loop on a thread: a Ctrl-C that tears down the caller's loop spares it
         "scheduler_kwargs": {
             **_QUIET_SCHEDULER,
             "local_directory": str(run_dir),
             **options.get("scheduler_kwargs", {}),
         },
     }
-    cluster = LocalCluster(**settings)  # asynchronous: starts when awaited
+    if settings["processes"]:
+        settings["env"] = {**(options.get("env") or {}), OWNER_ENV: owner}
+        preload = options.get("preload") or []
+        settings["preload"] = [*([preload] if isinstance(preload, str) else preload), "flowbridge_dask._preload"]
     try:
-        await cluster
-        client = await Client(cluster, asynchronous=True)
+        cluster = await build_elsewhere(lambda: LocalCluster(**settings))
+    except Exception as exc:
+        if isinstance(exc, FlowbridgeError):
+            raise
+        raise _start_failure(exc, bool(settings["processes"]))  # its cause: the root error
+    try:
+        client = await Client(cluster.scheduler_address, security=cluster.security, asynchronous=True)
     except BaseException:
-        await close_cluster(cluster)
+        await close_quickly(cluster)
         raise
     _log.info("started a LocalCluster of %d x %d threads at %s", n_workers, threads, cluster.scheduler_address)
     # Same host: values come straight from the workers instead of through the scheduler.
@@ -102,6 +123,7 @@ async def local_cluster(run_dir: Path, worker_resources: Mapping[str, float], op
 async def jobqueue_cluster(
     kind: str,
     run_dir: Path,
+    owner: str,
     jobs: int | None,
     adapt: tuple[int, int] | None,
     worker_resources: Mapping[str, float],
@@ -134,6 +156,12 @@ async def jobqueue_cluster(
     if any(str(a).startswith("--resources") for a in extra_args):
         raise TypeError("declare worker resources with worker_resources={...}, not --resources in worker_extra_args")
     extra_args += ["--resources", ",".join(f"{k}={v:g}" for k, v in offer.items())]
+    # The job's processes carry the owner tag: on this host, flowbridge's last-resort kill and
+    # its reaper find them (scancel is what ends the jobs everywhere).
+    prologue = list(
+        options.get("job_script_prologue") or dask.config.get(f"jobqueue.{config}.job-script-prologue", None) or []
+    )
+    options["job_script_prologue"] = [*prologue, f"export {OWNER_ENV}={shlex.quote(owner)}"]
     scheduler_options = {**_QUIET_SCHEDULER, "local_directory": str(run_dir), **options.pop("scheduler_options", {})}
     if "interface" not in options and "host" not in scheduler_options and "interface" not in scheduler_options:
         options["interface"] = "lo"  # services listen on 127.0.0.1 unless configured
@@ -144,28 +172,80 @@ async def jobqueue_cluster(
         **options,
         "worker_extra_args": extra_args,
         "scheduler_options": scheduler_options,
-        "asynchronous": True,
+        "asynchronous": False,  # its own loop on a thread, as for the LocalCluster
     }
     os.makedirs(settings["log_directory"], exist_ok=True)
-    cluster = cls(**settings)
+    cluster = await build_elsewhere(lambda: cls(**settings))
     try:
-        await cluster
         low, high = adapt if adapt is not None else (jobs or 1, jobs or 1)
         # adapt() also for a fixed size: it replaces a job that died (scancel, walltime),
         # which scale(jobs=N) does not.
         cluster.adapt(minimum_jobs=low, maximum_jobs=high)
-        client = await Client(cluster, asynchronous=True)
+        client = await Client(cluster.scheduler_address, security=cluster.security, asynchronous=True)
     except BaseException:
-        await close_cluster(cluster)
+        await close_quickly(cluster)
         raise
     _log.info("started a %s at %s, jobs %d..%d", type(cluster).__name__, cluster.scheduler_address, low, high)
     return Connection(client, cluster, True, [offer], f"flowbridge's {type(cluster).__name__}")
 
 
-async def close_cluster(cluster: Any) -> None:
-    """Close a cluster flowbridge built, its scheduler's scratch dir (in our run dir) included."""
+async def build_elsewhere(make: Callable[[], Any]) -> Any:
+    """``make()`` a synchronous cluster (its own event loop on a thread) off the caller's loop.
+
+    A cluster that is still starting when the caller gives up (Ctrl-C) is closed as
+    soon as it is up. A worker that cannot start makes Dask log pages of tracebacks
+    meanwhile: the caller says it once instead.
+    """
+    lock = threading.Lock()
+    state: dict[str, Any] = {"abandoned": False, "cluster": None}
+
+    def build() -> Any:
+        with _quiet("distributed"):
+            cluster = make()
+        with lock:
+            if not state["abandoned"]:
+                state["cluster"] = cluster
+                return cluster
+        close_cluster(cluster)
+        return None
+
     try:
-        await cluster.close()
+        return await off_loop(build, name="flowbridge-dask-start")
+    except asyncio.CancelledError:
+        with lock:
+            state["abandoned"] = True
+            cluster = state["cluster"]
+        if cluster is not None:
+            threading.Thread(target=close_cluster, args=(cluster,), daemon=True).start()
+        raise
+
+
+class _Drop(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
+
+
+@contextlib.contextmanager
+def _quiet(name: str) -> Iterator[None]:
+    """Drop what the handlers Dask installed on logger ``name`` would print, meanwhile.
+
+    A filter, not a level: a cluster changes its handlers' levels itself while it starts.
+    """
+    drop = _Drop()
+    handlers = [h for h in logging.getLogger(name).handlers if isinstance(h, logging.StreamHandler)]
+    for handler in handlers:
+        handler.addFilter(drop)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(drop)
+
+
+def close_cluster(cluster: Any) -> None:
+    """Close a cluster flowbridge built (blocking), its scheduler's scratch dir (in our run dir) included."""
+    try:
+        cluster.close()
     finally:
         # An in-process scheduler purges its scratch dir only when garbage collected, maybe at
         # exit after the run dir is gone (and then logs an error): purge it now.
@@ -174,7 +254,124 @@ async def close_cluster(cluster: Any) -> None:
             workdir.release()
 
 
-async def existing(address: str | None, scheduler_file: str | None, cluster: Any, client: Any) -> Connection:
+async def close_quickly(cluster: Any, timeout: float = 5.0) -> bool:
+    """Close a cluster off the loop, bounded; its processes are killed if that fails or takes longer."""
+    try:
+        await off_loop(close_cluster, cluster, timeout=timeout, name="flowbridge-dask-close")
+    except Exception as exc:
+        _log.warning("flowbridge's Dask cluster did not close within %.1f s (%r): killing its processes", timeout, exc)
+        kill_cluster_processes(cluster)
+        return False
+    return True
+
+
+def worker_pids(cluster: Any) -> list[int]:
+    """Pids of the worker processes a LocalCluster's nannies (in this process) started."""
+    pids = []
+    for worker in list(getattr(cluster, "workers", {}).values()):
+        process = getattr(getattr(worker, "process", None), "process", None)  # Nanny -> WorkerProcess -> AsyncProcess
+        pid = getattr(process, "pid", None)
+        if isinstance(pid, int):
+            pids.append(pid)
+    return pids
+
+
+def job_ids(cluster: Any) -> list[str]:
+    """Batch job ids of a dask-jobqueue cluster's workers."""
+    return [str(j.job_id) for j in list(getattr(cluster, "workers", {}).values()) if getattr(j, "job_id", None)]
+
+
+def kill_cluster_processes(cluster: Any) -> None:
+    """Last resort, synchronous: SIGKILL a LocalCluster's worker processes, scancel a jobqueue's jobs."""
+    import signal
+    import subprocess
+
+    from flowbridge.toolkit import procs
+
+    procs.kill(worker_pids(cluster), signal.SIGKILL)
+    jobs = job_ids(cluster)
+    command = getattr(getattr(cluster, "job_cls", None), "cancel_command", None)
+    if jobs and command:
+        try:
+            subprocess.run([*shlex.split(command), *jobs], capture_output=True, timeout=5, check=False)
+        except (OSError, subprocess.SubprocessError) as exc:
+            _log.warning("could not cancel batch jobs %s: %r", ", ".join(jobs), exc)
+
+
+def _root(exc: BaseException) -> BaseException:
+    seen = {id(exc)}
+    while True:
+        nxt = exc.__cause__ or exc.__context__
+        if nxt is None or id(nxt) in seen:
+            return exc
+        seen.add(id(nxt))
+        exc = nxt
+
+
+def _start_failure(exc: Exception, processes: bool) -> FlowbridgeError:
+    """The first real error of a LocalCluster that did not start, with the usual fix."""
+    from ._guard import FIX, reruns_main
+
+    root = _root(exc)
+    text = f"{type(root).__name__}: {root}".strip().splitlines()[0] if str(root).strip() else type(root).__name__
+    message = f"Dask's LocalCluster did not start: {type(exc).__name__}: {exc} (first error: {text})"
+    script = reruns_main() if processes else None
+    if script is not None:
+        message += f". Its worker processes re-run {script} as they start; if the workflow starts outside "
+        message += f'`if __name__ == "__main__":`, {FIX}'
+    error = FlowbridgeError(message)
+    error.__cause__ = root
+    return error
+
+
+async def _connect(make: Any, what: str, timeout: float) -> Any:
+    """``await Client(...)`` bounded; the client is closed when it could not connect."""
+    client = make()
+    try:
+        await asyncio.wait_for(_awaited(client), timeout + 5)  # Client(timeout=) bounds the connect itself
+    except (TimeoutError, OSError) as exc:
+        await _close_client(client)
+        raise ConfigError(
+            f"cannot reach {what} within {timeout:g} s (connect_timeout={timeout:g}): {exc}; is the scheduler "
+            f"running and the address right?"
+        ) from None
+    except BaseException:
+        await _close_client(client)
+        raise
+    return client
+
+
+async def _awaited(client: Any) -> Any:
+    return await client
+
+
+async def _close_client(client: Any) -> None:
+    try:
+        await asyncio.wait_for(client.close(), 5)
+    except Exception as exc:
+        _log.debug("closing a client that did not connect: %r", exc)
+
+
+async def _wait_for_file(path: str, timeout: float) -> None:
+    """A scheduler file may appear a moment after its scheduler starts: wait for it, bounded."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        raise ConfigError(
+            f"scheduler_file={path!r}: no such directory; pass the file that `dask scheduler --scheduler-file` writes"
+        )
+    while not os.path.exists(path):
+        if loop.time() >= deadline:
+            raise ConfigError(
+                f"scheduler_file={path!r} does not exist (waited {timeout:g} s, connect_timeout={timeout:g}); "
+                f"start the scheduler with `dask scheduler --scheduler-file {path}` first, or fix the path"
+            )
+        await asyncio.sleep(0.1)
+
+
+async def existing(
+    address: str | None, scheduler_file: str | None, cluster: Any, client: Any, connect_timeout: float = 10.0
+) -> Connection:
     """A client on what the user brought; only a client flowbridge opened is closed at shutdown."""
     if client is not None:
         if client.asynchronous and client.status in ("newly-created", "connecting"):
@@ -182,10 +379,24 @@ async def existing(address: str | None, scheduler_file: str | None, cluster: Any
         return Connection(client, where="your Dask cluster")
     if cluster is not None:
         security = getattr(cluster, "security", None)
-        made = await Client(cluster.scheduler_address, security=security, asynchronous=True)
+        made = await _connect(
+            lambda: Client(cluster.scheduler_address, security=security, asynchronous=True, timeout=connect_timeout),
+            f"your {type(cluster).__name__} at {cluster.scheduler_address}",
+            connect_timeout,
+        )
         return Connection(made, owns_client=True, where=f"your {type(cluster).__name__}")
     if scheduler_file is not None:
-        made = await Client(scheduler_file=os.fspath(scheduler_file), asynchronous=True)
+        path = os.fspath(scheduler_file)
+        await _wait_for_file(path, connect_timeout)
+        made = await _connect(
+            lambda: Client(scheduler_file=path, asynchronous=True, timeout=connect_timeout),
+            f"the Dask scheduler of {path}",
+            connect_timeout,
+        )
         return Connection(made, owns_client=True, where=f"the Dask cluster of {scheduler_file}")
-    made = await Client(address, asynchronous=True)
+    made = await _connect(
+        lambda: Client(address, asynchronous=True, timeout=connect_timeout),
+        f"the Dask scheduler at {address}",
+        connect_timeout,
+    )
     return Connection(made, owns_client=True, where=f"the Dask cluster at {address}")

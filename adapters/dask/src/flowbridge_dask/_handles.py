@@ -23,10 +23,16 @@ class DaskHandle(asyncio.Future):  # type: ignore[type-arg]
     """
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, key: str, future: Future, on_cancel: Callable[[DaskHandle], None]
+        self,
+        loop: asyncio.AbstractEventLoop,
+        key: str,
+        future: Future,
+        on_cancel: Callable[[DaskHandle], None],
+        tag: str | None = None,
     ) -> None:
         super().__init__(loop=loop)
         self.key = key
+        self.tag = tag  # FLOWBRIDGE_TASK of an executable task's command
         self.dask_future: Future | None = future
         self.watcher: asyncio.Task[None] | None = None
         self._on_cancel = on_cancel
