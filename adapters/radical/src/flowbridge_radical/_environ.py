@@ -48,7 +48,14 @@ def import_rp() -> Any:
 
 
 def variables(run_dir: Path, *, local: bool) -> dict[str, str]:
-    """The variables RADICAL-Pilot needs, given the user's current environment."""
+    """The variables RADICAL-Pilot needs, given the user's current environment.
+
+    ``FLOWBRIDGE_OWNER`` tags every process RP execs while it starts (see
+    :mod:`flowbridge.toolkit.procs`); ``SPT_NOENV`` keeps that tag readable in
+    ``/proc/PID/environ`` after RP's processes retitle themselves with setproctitle.
+    """
+    from flowbridge.toolkit.procs import OWNER_ENV
+
     bindir = os.path.dirname(sys.executable)
     path = os.environ.get("PATH", "")
     values = {
@@ -57,6 +64,8 @@ def variables(run_dir: Path, *, local: bool) -> dict[str, str]:
         "RADICAL_PROFILE": os.environ.get("RADICAL_PROFILE", "False"),  # profiling halves throughput
         "RADICAL_REPORT": os.environ.get("RADICAL_REPORT", "False"),  # no progress bars on stdout
         "VIRTUAL_ENV": sys.prefix,  # the agent reuses this interpreter's environment
+        OWNER_ENV: str(run_dir),
+        "SPT_NOENV": "1",
     }
     if bindir not in path.split(os.pathsep):
         values["PATH"] = path + os.pathsep + bindir if path else bindir  # radical-pilot-* scripts
@@ -67,13 +76,18 @@ def variables(run_dir: Path, *, local: bool) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def patched(values: dict[str, str], run_dir: Path | None = None) -> Iterator[None]:
+def patched(values: dict[str, str], run_dir: Path | None = None, lock_timeout: float = 600.0) -> Iterator[None]:
     """Set ``values`` in ``os.environ`` for the block; restore what the user had after it.
 
     A variable someone else changed meanwhile is left as they set it. With ``run_dir``,
     radical.utils also counts ids there (imported here first, it would use ``~/.radical``).
     """
-    with _LOCK:
+    if not _LOCK.acquire(timeout=lock_timeout):
+        raise TimeoutError(
+            f"another RADICAL-Pilot backend in this process has been starting for over {lock_timeout:.0f} s; "
+            f"shut it down first (or raise start_timeout=)"
+        )
+    try:
         saved = {key: os.environ.get(key) for key in values}
         os.environ.update(values)
         try:
@@ -88,6 +102,8 @@ def patched(values: dict[str, str], run_dir: Path | None = None) -> Iterator[Non
                     del os.environ[key]
                 else:
                     os.environ[key] = old
+    finally:
+        _LOCK.release()
 
 
 def _pin_id_base(run_dir: Path) -> None:
