@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import psutil
-import pytest
 from parsl_helpers import user_config
 
 from flowbridge import ParslExecutionBackend, TaskState, WorkflowEngine
@@ -89,38 +84,4 @@ async def test_owned_from_config_keeps_the_cwd_clean(tmp_path: Path, monkeypatch
     assert list(tmp_path.iterdir()) == []
 
 
-OWNER = """
-import asyncio, os
-from flowbridge import ParslExecutionBackend, WorkflowEngine
-
-async def main():
-    backend = ParslExecutionBackend()
-    flow = await WorkflowEngine.create(backend=backend)
-    await flow.function_task(os.getpid)()
-    print(backend.run_dir, flush=True)
-    await asyncio.sleep(600)
-
-asyncio.run(main())
-"""
-
-
-@pytest.mark.slow
-def test_interchange_and_pool_die_with_a_killed_owner(tmp_path: Path) -> None:
-    owner = subprocess.Popen(
-        [sys.executable, "-c", OWNER], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        assert owner.stdout is not None
-        line = owner.stdout.readline().strip()
-        assert line, owner.stderr.read() if owner.stderr else ""
-        procs = parsl_processes(Path(line), psutil.Process(owner.pid))
-        names = " ".join(" ".join(p.cmdline()) for p in procs)
-        assert "interchange" in names and "process_worker_pool" in names, names
-    finally:
-        owner.send_signal(signal.SIGKILL)
-        owner.communicate(timeout=30)
-    deadline = time.monotonic() + 30
-    while running(procs):
-        assert time.monotonic() < deadline, f"still running after the owner died: {running(procs)}"
-        time.sleep(0.1)
-    assert list(tmp_path.iterdir()) == []
+# The owner killed with kill -9: tests/parsl/test_parsl_stop.py::test_kill_9_of_the_driver_leaves_nothing

@@ -50,3 +50,29 @@ async def test_tasks_run_in_a_slurm_job_and_no_job_is_left(slurm: Any, tmp_path:
     # shutdown waited for the job to leave the queue (the cluster may be shared: look at ours only)
     assert ours.isdisjoint(slurm.active_jobs())
     assert list(tmp_path.iterdir()) == []
+
+
+def _job_of(pid: int) -> str:
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return next(e.split(b"=", 1)[1].decode() for e in environ if e.startswith(b"SLURM_JOB_ID="))
+
+
+@pytest.mark.timeout(180)
+def test_ctrl_c_leaves_no_job_in_the_queue(slurm: Any, tmp_path: Path) -> None:
+    """Ctrl-C while a SLURM block runs ``sleep 42``: within 10 s the script ended and its job left squeue."""
+    from test_parsl_stop import ASYNCIO_RUN, BOUND, assert_nothing_left, script, sleeps, wait_for_sleep
+
+    options = {"provider": "slurm", "partition": slurm.partition, "cores_per_node": 1, "walltime": "00:05:00"}
+    wf, root = script(tmp_path, ASYNCIO_RUN, "python", options=options, nap=False)
+    wf.start()
+    try:
+        wait_for_sleep(wf, root)
+        job = _job_of(sleeps(root)[0])
+        assert job in slurm.active_jobs()
+        seconds = wf.interrupt()
+    finally:
+        wf.kill()
+    assert seconds < BOUND, f"the script took {seconds:.1f} s to end after Ctrl-C (bound {BOUND} s)"
+    assert "KeyboardInterrupt" in wf.stderr, wf.stderr[-3000:]
+    assert job not in slurm.active_jobs(), f"job {job} still in squeue after the script ended"
+    assert_nothing_left(root)

@@ -56,8 +56,7 @@ await asyncio.gather(nap(), sleeper())
 """
 )
 
-ASYNCIO_RUN = (
-    """
+ASYNCIO_RUN = """
 import asyncio
 from flowbridge import ParslExecutionBackend, WorkflowEngine
 
@@ -81,7 +80,6 @@ async def main():
 
 asyncio.run(main())
 """
-)
 
 
 def sleeps(root: Path) -> list[int]:
@@ -324,3 +322,22 @@ def test_a_failed_start_leaves_nothing(user_dfk: Any, tmp_path: Path) -> None:
     assert leftovers(backend.owner_tag, seconds=2) == []
     assert set(root.iterdir()) == before
 
+
+async def test_kill_is_quick_and_spares_the_users_kernel(user_dfk: Any) -> None:
+    """The engine's last resort: synchronous, kills the commands of our tasks, removes our directory."""
+    from parsl.app.python import PythonApp
+
+    backend = ParslExecutionBackend(dfk=user_dfk)
+    flow = await WorkflowEngine.create(backend=backend)
+    task = flow.executable_task(lambda: "sleep 42")()
+    pids = await running_sleep(backend)
+    home = Path(backend.owner_tag or "")
+    start = time.monotonic()
+    backend.kill()
+    took = time.monotonic() - start
+    assert took < 3.0, f"kill() took {took:.1f} s"
+    assert not any(procs.alive(p) for p in pids) and not home.exists()
+    assert leftovers(str(home), seconds=1) == []
+    await flow.shutdown(cancel=True)
+    assert task.cancelled()
+    assert await asyncio.wrap_future(PythonApp(pow, data_flow_kernel=user_dfk)(3, 2)) == 9

@@ -150,24 +150,20 @@ class ParslExecutionBackend(Adapter):
 
         if self.dfk is None:
             config = self._config
+            if self.run_dir is None and (config is None or config.run_dir == "runinfo"):
+                # Parsl's default run_dir would litter the working directory
+                self.run_dir = self._home = make_run_dir("parsl")
+            elif self.run_dir is None:
+                self.run_dir = Path(config.run_dir).absolute()
+            self._tag(self.run_dir)  # first: from here on, the reaper removes what this start leaves
             if config is None:
-                if self.run_dir is None:
-                    self.run_dir = self._home = make_run_dir("parsl")
                 config = owned_config(self.options, self.run_dir)
                 if not self.options.logging:
                     _quiet_parsl()
             else:
-                if self.run_dir is not None:
-                    config.run_dir = str(self.run_dir)
-                elif config.run_dir == "runinfo":  # Parsl's default would litter the working directory
-                    self.run_dir = self._home = make_run_dir("parsl")
-                    config.run_dir = str(self.run_dir)
-                else:
-                    self.run_dir = Path(config.run_dir).absolute()
+                config.run_dir = str(self.run_dir)
                 for executor in config.executors:
                     fix_htex(executor, str(self.run_dir))
-            assert self.run_dir is not None
-            self._tag(self.run_dir)
             self.dfk = DataFlowKernel(config)
             with self._gate:
                 if self._closed:
@@ -291,9 +287,7 @@ class ParslExecutionBackend(Adapter):
                 step = _cleanup.dfk_cleanup if cancel else _cleanup.cleanup
                 await off_loop(step, self.dfk, timeout=max(0.5, _left(deadline) - KILL_RESERVE))
             except TimeoutError:
-                _log.warning(
-                    "the Parsl DataFlowKernel did not clean up in time; killing its interchange and blocks"
-                )
+                _log.warning("the Parsl DataFlowKernel did not clean up in time; killing its interchange and blocks")
             except Exception as exc:
                 _log.warning("the Parsl DataFlowKernel did not clean up cleanly: %r", exc)
         await self._bounded(self._finish, deadline, timeout=max(1.0, _left(deadline)))

@@ -197,9 +197,10 @@ def tag_provider(provider: Any, owner: str) -> None:
     if provider is None or not hasattr(provider, "worker_init"):
         return
     line = f"export {OWNER_ENV}={shlex.quote(owner)}"
-    init = provider.worker_init or ""
-    if line not in init:
-        provider.worker_init = f"{line}\n{init}" if init else line
+    # a Config used again: the earlier owner's line goes
+    kept = [x for x in (provider.worker_init or "").split("\n") if not x.startswith(f"export {OWNER_ENV}=")]
+    init = "\n".join(kept)
+    provider.worker_init = f"{line}\n{init}" if init else line
 
 
 def fix_htex(executor: Any, owner: str) -> None:
@@ -216,12 +217,17 @@ def fix_htex(executor: Any, owner: str) -> None:
     if not isinstance(executor, HighThroughputExecutor):
         return
     interchange, pool = guarded_commands(owner)
-    if list(executor.interchange_launch_cmd) == list(DEFAULT_INTERCHANGE_LAUNCH_CMD):
+    written = list(executor.interchange_launch_cmd)
+    if written[:1] == ["env"] and written[1:2] and written[1].startswith(f"{OWNER_ENV}="):  # a Config used again
+        written = written[2:]
+        if written[:1] == ["setsid"]:
+            written = written[1:]
+    if written == list(DEFAULT_INTERCHANGE_LAUNCH_CMD) or "flowbridge_parsl._guard" in written:
         executor.interchange_launch_cmd = interchange
     else:
         setsid = ["setsid"] if shutil.which("setsid") else []
-        executor.interchange_launch_cmd = [*_env_prefix(owner), *setsid, *executor.interchange_launch_cmd]
-    if executor.launch_cmd == DEFAULT_LAUNCH_CMD:
+        executor.interchange_launch_cmd = [*_env_prefix(owner), *setsid, *written]
+    if executor.launch_cmd == DEFAULT_LAUNCH_CMD or "flowbridge_parsl._guard" in executor.launch_cmd:
         executor.launch_cmd = pool
 
 
