@@ -44,6 +44,35 @@ JOBQUEUE = {
 _QUIET_SCHEDULER = {"dashboard": False, "dashboard_address": "127.0.0.1:0"}
 
 
+def import_jobqueue() -> Any:
+    """``import dask_jobqueue``, keeping the program's Ctrl-C handler.
+
+    Importing it (its ``runner`` module) replaces the SIGINT handler of the whole
+    program with ``sys.exit()``: Ctrl-C would then end a script with SystemExit and
+    status 0 instead of KeyboardInterrupt. flowbridge puts the handler back (and,
+    off the main thread, where ``signal.signal`` would fail the import, skips it).
+    """
+    if "dask_jobqueue" in sys.modules:
+        return sys.modules["dask_jobqueue"]
+    import signal
+
+    if threading.current_thread() is threading.main_thread():
+        saved = signal.getsignal(signal.SIGINT)
+        try:
+            import dask_jobqueue
+        finally:
+            if saved is not None:
+                signal.signal(signal.SIGINT, saved)
+        return dask_jobqueue
+    real = signal.signal
+    signal.signal = lambda *_: None  # type: ignore[assignment]
+    try:
+        import dask_jobqueue
+    finally:
+        signal.signal = real
+    return dask_jobqueue
+
+
 @dataclass
 class Connection:
     client: Any
@@ -131,7 +160,7 @@ async def jobqueue_cluster(
 ) -> Connection:
     """A dask-jobqueue cluster whose workers run in batch jobs; scaled (or adaptive) and owned."""
     try:
-        import dask_jobqueue
+        dask_jobqueue = import_jobqueue()
     except ImportError as exc:
         raise BackendUnavailable(
             f'jobqueue={kind!r} needs dask-jobqueue; pip install "flowbridge[dask-jobqueue]" ({exc})'

@@ -16,6 +16,7 @@ import signal
 import threading
 from collections.abc import Sequence
 
+from flowbridge import TaskFailed
 from flowbridge.toolkit import procs
 from flowbridge.worker import run_command
 
@@ -35,7 +36,14 @@ def run_tagged_command(command: str | Sequence[str], task: str, owner: str) -> s
         if doomed:  # cancelled while it was starting
             kill_commands([task])
 
-    return run_command(command, task=task, owner=owner, on_start=on_start)  # type: ignore[arg-type]
+    try:
+        return run_command(command, task=task, owner=owner, on_start=on_start)  # type: ignore[arg-type]
+    except TaskFailed:
+        with _lock:
+            killed = task in _doomed
+        if killed:  # flowbridge killed it: the task is cancelled, nobody wants this error (nor Dask's log of it)
+            return ""
+        raise
 
 
 def kill_commands(tags: Sequence[str] = (), prefix: str | None = None) -> int:

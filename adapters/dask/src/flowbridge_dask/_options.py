@@ -16,7 +16,7 @@ from typing import Any
 
 from flowbridge import ConfigError
 
-from ._clusters import JOBQUEUE
+from ._clusters import JOBQUEUE, import_jobqueue
 
 #: The backend's own keyword arguments (cluster options are everything else).
 OWN = (
@@ -75,7 +75,7 @@ def framework_options(kind: str | None) -> set[str] | None:
         # LocalCluster hands what it does not take to the Nanny, which hands the rest to the Worker.
         return _accepted(LocalCluster) | _accepted(Nanny) | _accepted(Worker)
     try:
-        import dask_jobqueue
+        dask_jobqueue = import_jobqueue()
     except ImportError:
         return None  # start() says how to install it
     cls = getattr(dask_jobqueue, JOBQUEUE[kind])
