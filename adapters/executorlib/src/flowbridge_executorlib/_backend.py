@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import threading
+import warnings
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,8 @@ class ExecutorlibExecutionBackend(Adapter):
         self._deaths: Any = None
         self._live: set[Handle] = set()
         self._pool_size = 0
+        self._jobs: dict[str, Handle] = {}  # slurm_cluster: live handles by task uid
+        self._watcher: asyncio.Task[None] | None = None
         self._closed = False
 
     def __repr__(self) -> str:
@@ -140,6 +143,8 @@ class ExecutorlibExecutionBackend(Adapter):
                 )
             else:
                 self._owned = _public_executor(self.kind, self.run_dir, self.cache_directory, self.options)
+                if self.kind == "slurm_cluster":
+                    self._watcher = asyncio.ensure_future(self._watch_jobs())
         except BaseException:
             self.kill()
             raise
@@ -148,6 +153,8 @@ class ExecutorlibExecutionBackend(Adapter):
         if self._closed:
             return
         self._closed = True
+        if self._watcher is not None:
+            self._watcher.cancel()
         live = list(self._live)
         if cancel:
             for handle in live:
@@ -156,11 +163,13 @@ class ExecutorlibExecutionBackend(Adapter):
             await asyncio.gather(*(asyncio.wrap_future(h) for h in live), return_exceptions=True)
         if self.executor is not None:
             return  # the user's executor: left open
+        # Nothing of ours runs any more (cancelled, or awaited above): executorlib's own graceful stop
+        # would wait for each idle worker to finish booting (seconds); stop the queues, kill the workers.
         stops = [s for s in (self._block, self._per_task, self._owned) if s is not None]
         try:
             for scheduler in stops:
-                call = partial(scheduler.shutdown, wait=not cancel, cancel_futures=cancel)
-                await off_loop(call, timeout=SHUTDOWN_BUDGET if cancel else None, name="flowbridge-executorlib-stop")
+                call = partial(scheduler.shutdown, wait=False, cancel_futures=True)
+                await off_loop(call, timeout=SHUTDOWN_BUDGET, name="flowbridge-executorlib-stop")
         except TimeoutError:
             _log.warning("executorlib did not shut down within %.0f s; killing its workers", SHUTDOWN_BUDGET)
         finally:
@@ -199,9 +208,10 @@ class ExecutorlibExecutionBackend(Adapter):
         label = _label(task)
         rd = resource_dict(task.resources, self.kind, label) if task.resources is not None else {}
         if self.kind == "slurm_cluster":
-            from ._slurm import with_partition
+            from ._slurm import with_job_name
 
-            rd = with_partition(rd, self.options)
+            assert self.run_dir is not None
+            rd = with_job_name(rd, self.run_dir, task.uid)
         kill = None
         if task.kind == "function":
             fn: Any = worker.call_pickled
@@ -221,7 +231,10 @@ class ExecutorlibExecutionBackend(Adapter):
                     fn, *args, **kwargs
                 )
             elif self._owned is not None:
-                inner = self._owned.submit(fn, *args, resource_dict=rd, **kwargs)
+                with warnings.catch_warnings():  # executorlib cannot validate pysqa's keys (job_name, partition)
+                    warnings.simplefilter("ignore", UserWarning)
+                    inner = self._owned.submit(fn, *args, resource_dict=rd, **kwargs)
+                self._jobs[task.uid] = handle
             elif rd:
                 inner = self._per_task.submit(fn, *args, resource_dict=rd, **kwargs)
             else:
@@ -233,6 +246,25 @@ class ExecutorlibExecutionBackend(Adapter):
             raise
         handle.follow(inner)
         return handle
+
+    async def _watch_jobs(self) -> None:
+        """Fail a task within seconds when its SLURM job was cancelled or died (executorlib takes 30 s)."""
+        from flowbridge import WorkerLost
+
+        from ._slurm import POLL, ended_jobs
+
+        assert self.run_dir is not None
+        while not self._closed:
+            await asyncio.sleep(POLL)
+            for uid, handle in list(self._jobs.items()):
+                if handle.done():
+                    self._jobs.pop(uid, None)
+            if not self._jobs:
+                continue
+            for uid, (job, state) in (await off_loop(ended_jobs, self.run_dir, timeout=30)).items():
+                handle = self._jobs.pop(uid, None)
+                if handle is not None and not handle.done():
+                    handle.fail(WorkerLost(f"task {handle.label}: its SLURM job {job} ended {state} without a result"))
 
     def _renew_pool(self) -> None:
         """Every worker of the pool died (tasks that killed them failed with WorkerLost): start a new pool."""
