@@ -99,6 +99,7 @@ class ExecutorlibExecutionBackend(Adapter):
             _check_installed(kind, cache_directory)
         self.executor = executor
         self.kind = "executor" if executor is not None else kind
+        self._rkind = _kind_of(executor) if executor is not None else kind  # what resources can be honoured
         self.cache_directory = None if cache_directory is None else os.path.abspath(os.fspath(cache_directory))
         self.options = dict(executor_options)
         self.run_dir: Path | None = None
@@ -200,18 +201,18 @@ class ExecutorlibExecutionBackend(Adapter):
 
     def check_resources(self, task: TaskSpec) -> None:
         if task.resources is not None:
-            resource_dict(task.resources, self.kind, _label(task))
+            resource_dict(task.resources, self._rkind, _label(task))
 
     def submit(self, task: TaskSpec) -> Handle:
         if self._closed:
             raise RuntimeError(f"the executorlib backend is shut down; task {_label(task)} was not submitted")
         label = _label(task)
-        rd = resource_dict(task.resources, self.kind, label) if task.resources is not None else {}
+        rd = resource_dict(task.resources, self._rkind, label) if task.resources is not None else {}
         if self.kind == "slurm_cluster":
             from ._slurm import with_job_name
 
             assert self.run_dir is not None
-            rd = with_job_name(rd, self.run_dir, task.uid)
+            rd = with_job_name(rd, self.run_dir, task.uid, task.attempt, self.cache_directory is not None)
         kill = None
         if task.kind == "function":
             fn: Any = worker.call_pickled
@@ -282,6 +283,21 @@ class ExecutorlibExecutionBackend(Adapter):
 
     def _why(self, future: Any) -> str | None:
         return self._deaths.why(future) if self._deaths is not None else None
+
+
+def _kind_of(executor: Any) -> str:
+    """The kind of a user's executorlib executor, for what its resource_dict can honour."""
+    names = {
+        "SingleNodeExecutor": "single_node",
+        "SlurmJobExecutor": "slurm_job",
+        "SlurmClusterExecutor": "slurm_cluster",
+        "FluxJobExecutor": "flux_job",
+        "FluxClusterExecutor": "flux_cluster",
+    }
+    for cls in type(executor).__mro__:
+        if cls.__name__ in names:
+            return names[cls.__name__]
+    return "executor"
 
 
 def _label(task: TaskSpec) -> str:

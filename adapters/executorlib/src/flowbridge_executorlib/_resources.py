@@ -19,9 +19,8 @@ from flowbridge import Resources, UnsupportedResource
 EXTRA_KEYS: dict[str, frozenset[str]] = {
     "single_node": frozenset({"cwd", "cache_key", "error_log_file"}),
     "slurm_job": frozenset({"cwd", "cache_key", "error_log_file", "num_nodes", "exclusive", "slurm_cmd_args"}),
-    "slurm_cluster": frozenset(
-        {"cwd", "cache_key", "num_nodes", "exclusive", "slurm_cmd_args", "partition", "priority", "submission_template"}
-    ),
+    # pysqa's SLURM template reads these; executorlib drops gpus_per_core and slurm_cmd_args for it
+    "slurm_cluster": frozenset({"cwd", "cache_key", "partition", "submission_template"}),
     "flux_job": frozenset({"cwd", "cache_key", "error_log_file", "num_nodes", "exclusive", "priority"}),
     "flux_cluster": frozenset({"cwd", "cache_key", "num_nodes", "exclusive", "priority", "submission_template"}),
     "executor": frozenset(
@@ -43,7 +42,7 @@ EXTRA_KEYS: dict[str, frozenset[str]] = {
 FIELDS: dict[str, frozenset[str]] = {
     "single_node": frozenset({"cores", "threads", "ranks"}),
     "slurm_job": frozenset({"cores", "threads", "ranks", "gpus", "memory", "walltime"}),
-    "slurm_cluster": frozenset({"cores", "threads", "ranks", "gpus", "memory", "walltime"}),
+    "slurm_cluster": frozenset({"cores", "threads", "ranks", "memory", "walltime"}),
     "flux_job": frozenset({"cores", "threads", "ranks", "gpus"}),
     "flux_cluster": frozenset({"cores", "threads", "ranks", "gpus", "walltime"}),
     "executor": frozenset({"cores", "threads", "ranks", "gpus", "walltime"}),
@@ -55,6 +54,8 @@ WHY = {
     "use kind='slurm_job' or 'flux_job'",
     ("single_node", "memory"): "executorlib has no memory limit on one node",
     ("flux_job", "memory"): "executorlib's flux spawner has no memory limit",
+    ("slurm_cluster", "gpus"): "executorlib drops gpus_per_core for sbatch jobs (pysqa's template has no GPU line); "
+    "use kind='slurm_job' inside an allocation with GPUs",
     ("flux_job", "walltime"): "use the task's timeout= instead",
 }
 
@@ -85,8 +86,10 @@ def resource_dict(res: Resources, kind: str, task: str) -> dict[str, Any]:
     if res.walltime is not None:
         out["run_time_max"] = max(1, math.ceil(res.walltime))
     if res.memory is not None:
-        # executorlib has no memory key: SLURM gets it as --mem (per node, in MB)
-        out.setdefault("slurm_cmd_args", []).append(f"--mem={max(1, res.memory // 1024**2)}M")
+        if kind == "slurm_cluster":  # pysqa's template: --mem={{memory_max}}G
+            out["memory_max"] = max(1, math.ceil(res.memory / 1024**3))
+        else:  # executorlib has no memory key: srun gets it as --mem (per node, in MB)
+            out.setdefault("slurm_cmd_args", []).append(f"--mem={max(1, math.ceil(res.memory / 1024**2))}M")
     allowed = EXTRA_KEYS[kind]
     for key, value in res.extra.items():
         if key not in allowed:

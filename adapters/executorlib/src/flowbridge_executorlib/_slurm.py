@@ -30,9 +30,16 @@ def default_partition() -> str | None:
     return names[0] if names else None
 
 
-def with_job_name(rd: dict[str, Any], run_dir: Path, uid: str) -> dict[str, Any]:
-    """Each job is named after its task (the name is not part of executorlib's cache key)."""
-    return {**rd, "job_name": f"{job_name(run_dir)}-{uid}"}
+def with_job_name(rd: dict[str, Any], run_dir: Path, uid: str, attempt: int, cached: bool) -> dict[str, Any]:
+    """Each job is named after its task (the name is not part of executorlib's cache key).
+
+    The files a job reads and writes are executorlib's cache: without a ``cache_directory``
+    of the user's, each attempt gets a key of its own, so two equal calls both run.
+    """
+    out = {**rd, "job_name": f"{job_name(run_dir)}-{uid}"}
+    if not cached:
+        out.setdefault("cache_key", f"{uid}-{attempt}")
+    return out
 
 
 #: states of a job that ended without its task's result; executorlib notices them only every 30 s
