@@ -181,3 +181,64 @@ async def test_shutdown_leaves_no_process_no_run_dir_no_litter(tmp_path: Path, m
     assert leftovers(str(run_dir)) == []
     assert not run_dir.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+# -- commands die with their task -------------------------------------------------------------------
+
+
+async def test_a_command_dies_with_its_task_on_timeout_and_cancel(flow, tmp_path: Path) -> None:
+    from flowbridge import TaskTimeout
+    from flowbridge.toolkit import procs
+
+    owner = flow.backends["default"].owner_tag
+
+    def sleeping() -> list[int]:
+        return procs.find({procs.OWNER_ENV: owner}, text="sleep 42")
+
+    with pytest.raises(TaskTimeout):
+        await asyncio.wait_for(flow.executable_task(timeout=1)(lambda: "sleep 42")(), 60)
+    assert leftovers_of(sleeping) == []
+    task = flow.executable_task(lambda: "sleep 42")()
+    deadline = time.monotonic() + 30
+    while not sleeping() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert sleeping(), "the command never started"
+    task.cancel()
+    assert leftovers_of(sleeping) == []
+
+
+def leftovers_of(find, seconds: float = 5.0) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while (found := find()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found
+
+
+# -- the paper's interface ------------------------------------------------------------------------------
+
+
+def test_the_paper_executor_by_its_backend_names() -> None:
+    from flowbridge_executorlib import Executor
+
+    with Executor(backend="local", max_workers=2) as exe:
+        future_lst = [exe.submit(sum, [i, i]) for i in range(1, 5)]
+        assert [fs.result(timeout=60) for fs in future_lst] == [2, 4, 6, 8]
+        fs = exe.submit(sum, [1, 1])
+        for _ in range(3):
+            fs = exe.submit(sum, [fs, fs])  # futures as arguments: dependencies
+        assert fs.result(timeout=60) == 16
+        pid, _ = exe.submit(where, resource_dict={"cores": 1, "threads_per_core": 2}).result(timeout=60)
+        assert pid != os.getpid()
+    backend = Executor.__init__.__globals__["ExecutorlibExecutionBackend"]
+    assert backend is ExecutorlibExecutionBackend
+    with pytest.raises(BackendUnavailable, match="Flux"):
+        Executor(backend="flux_allocation")
+
+
+def test_flowbridge_executor_facade_on_executorlib(tmp_path: Path) -> None:
+    from flowbridge import Executor
+
+    with Executor(backend="executorlib") as exe:
+        fs = exe.submit(where, resource_dict={"cwd": str(tmp_path / "w")})
+        assert fs.result(timeout=60)[1] == str(tmp_path / "w")
+        assert exe.submit(sum, [exe.submit(sum, [1, 2]), 3]).result(timeout=60) == 6
