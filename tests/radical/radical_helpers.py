@@ -10,7 +10,8 @@ ENV_BEFORE = dict(os.environ)
 
 
 def processes_mentioning(text: str) -> list[str]:
-    """Live (non-zombie) processes whose command line or environment contains ``text``."""
+    """Live (non-zombie) processes whose command line, environment, working directory or open files
+    mention ``text`` (RP's proxy worker is a fork of the driver: only its open log files tell)."""
     found = []
     needle = text.encode()
     for pid in os.listdir("/proc"):
@@ -26,7 +27,7 @@ def processes_mentioning(text: str) -> list[str]:
                 environ = fh.read()
         except OSError:
             continue
-        if needle in cmdline or needle in environ:
+        if needle in cmdline or needle in environ or _uses(pid, text):
             shown = cmdline.replace(b"\0", b" ").decode(errors="replace").strip()[:160]
             found.append(f"{pid}: {shown}")
     return found
@@ -63,3 +64,19 @@ def close_leftover_zmq() -> None:
     for obj in objects:
         if isinstance(obj, zmq.Context) and obj is not shared and not obj.closed:
             obj.destroy(linger=0)
+
+
+def _uses(pid: str, text: str) -> bool:
+    """The process works in, or holds a file open under, a path containing ``text``."""
+    links = [f"/proc/{pid}/cwd"]
+    try:
+        links += [f"/proc/{pid}/fd/{fd}" for fd in os.listdir(f"/proc/{pid}/fd")]
+    except OSError:
+        return False
+    for link in links:
+        try:
+            if text in os.readlink(link):
+                return True
+        except OSError:
+            continue
+    return False

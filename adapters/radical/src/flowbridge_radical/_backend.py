@@ -550,7 +550,8 @@ class RadicalExecutionBackend(Adapter):
             return
         error = WorkerLost(f"the RADICAL-Pilot pilot {pilot.uid} ended ({state}) with tasks still to run")
         self._broken = error
-        _log.warning("%s", error)
+        if self._live:
+            _log.warning("%s", error)
         self._fail_live(error, lambda entry: True)
 
     def _raptor_lost(self, uid: str, state: str) -> None:
@@ -649,7 +650,7 @@ class RadicalExecutionBackend(Adapter):
     def _force(self) -> None:
         """SIGKILL what this backend started: RP's processes (by run dir), its tasks (by tag), the proxy worker."""
         self._killed = True
-        texts = [f"{procs.TASK_ENV}={self._task_tag('')}"] if self._local else []
+        texts = [f"{procs.TASK_ENV}={self._task_tag(self._token + '.')}"] if self._local else []
         if self.run_dir is not None and (self._own_session or self._own_pilot):
             texts.append(str(self.run_dir))
         spare = [self._reaper.proc.pid] if self._reaper is not None else []
@@ -740,7 +741,7 @@ class RadicalExecutionBackend(Adapter):
             entries = [e for e in self._live.values() if e.task is not None and not e.final]
         if not wait and self._local:
             # In a hurry: kill the running commands here, at once (RP's cancel takes a round trip).
-            _stop.kill_by_text([f"{procs.TASK_ENV}={self._task_tag('')}"], wait=0.5)
+            _stop.kill_by_text([f"{procs.TASK_ENV}={self._task_tag(self._token + '.')}"], wait=0.5)
         self._cancel_entries(entries)
         # Executables are killed by RP (~0.2 s); signalled functions end on their own, and an
         # owned RAPTOR worker takes its running functions with it.

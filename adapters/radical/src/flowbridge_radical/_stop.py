@@ -135,7 +135,7 @@ def kill_by_text(texts: Iterable[str], *, spare: Iterable[int] = (), wait: float
 # -- what a failed pilot said --------------------------------------------------------------------
 
 _ERROR_WORDS = ("error", "exception", "traceback", "failed", "cannot", "no such", "not found", "killed")
-_NOISE = ("dig: command not found", "ping: command not found")
+_NOISE = ("dig: command not found", "ping: command not found", "gtod.sh", "tar: ", "has no attribute 'version'")
 
 
 def pilot_error(sandbox: str | os.PathLike[str] | None, limit: int = 1500) -> str:
