@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import ast
 import asyncio
 import builtins
@@ -11,6 +10,29 @@ import os
 import sys
 import types
 from pathlib import Path
+
+USAGE = """usage: flowbridge run [--profile NAME] [--debug] SCRIPT [ARGS...] [-- SCRIPT-ARGS...]
+       flowbridge compare --profiles A,B[,...] [--json PATH] [--timeout S] [--debug] SCRIPT [ARGS...]
+       flowbridge backends
+       flowbridge --version
+
+run       run a workflow script (top-level await allowed), on a config profile if given
+compare   run one script on several profiles and compare them side by side
+backends  list known backends and whether they are installed
+
+flowbridge's own options may stand before or after SCRIPT; arguments after `--`
+go to the script untouched, as do plain (non-option) arguments after SCRIPT."""
+
+#: options of each command: name -> whether it takes a value
+OPTIONS: dict[str, dict[str, bool]] = {
+    "run": {"--profile": True, "--debug": False},
+    "compare": {"--profiles": True, "--json": True, "--timeout": True, "--debug": False},
+    "backends": {"--debug": False},
+}
+
+
+class UsageError(Exception):
+    """A mistake on the command line: one line, the fix named, exit status 2."""
 
 
 def run_script(path: str, argv: list[str]) -> None:
@@ -25,7 +47,7 @@ def run_script(path: str, argv: list[str]) -> None:
     """
     file = Path(path)
     if not file.is_file():
-        raise SystemExit(f"flowbridge run: no such script: {path}")
+        raise UsageError(f"no such script: {path}")
     source = file.read_text()
     code = compile(source, str(file), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
     module = types.ModuleType("__main__")
@@ -57,38 +79,104 @@ def _backends() -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="flowbridge", description="One asyncio front-end for workflows.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run a workflow script (top-level await allowed)")
-    run.add_argument("--profile", help="config profile to run on (sets FLOWBRIDGE_PROFILE)")
-    run.add_argument("script")
-    run.add_argument("args", nargs=argparse.REMAINDER)
-    sub.add_parser("backends", help="list known backends and whether they are installed")
-    cmp = sub.add_parser("compare", help="run one script on several profiles and compare them")
-    cmp.add_argument("--profiles", required=True, help="comma-separated profile names")
-    cmp.add_argument("--json", metavar="PATH", help="also write every run's figures and output as JSON")
-    cmp.add_argument("--timeout", type=float, default=None, help="seconds allowed for each run")
-    cmp.add_argument("script")
-    cmp.add_argument("args", nargs=argparse.REMAINDER)
-    ns = parser.parse_args(argv)
-    if ns.command == "backends":
-        return _backends()
-    if ns.command == "compare":
-        from ._compare import compare
-        from ._config import profile
+def parse(command: str, args: list[str]) -> tuple[dict[str, str | bool], str | None, list[str]]:
+    """flowbridge's options (either side of the script), the script, and the script's arguments."""
+    from ._config import close_match
 
-        names = [p.strip() for p in ns.profiles.split(",") if p.strip()]
+    known = OPTIONS[command]
+    values: dict[str, str | bool] = {}
+    script: str | None = None
+    rest: list[str] = []
+    it = iter(args)
+    for arg in it:
+        if arg == "--":
+            rest.extend(it)
+            break
+        if arg.startswith("-") and arg != "-":
+            name, eq, value = arg.partition("=")
+            if name in ("-h", "--help"):
+                print(USAGE)
+                raise SystemExit(0)
+            if name not in known:
+                fix = close_match(name, known)
+                where = f"; to pass it to the script, put it after --: flowbridge {command} {script} -- {arg}"
+                raise UsageError(f"{command}: unknown option {name}{fix}" + (where if script else ""))
+            if known[name]:
+                if not eq:
+                    value = next(it, "")
+                if not value:
+                    raise UsageError(f"{command}: {name} needs a value")
+                values[name] = value
+            elif eq:
+                raise UsageError(f"{command}: {name} takes no value")
+            else:
+                values[name] = True
+        elif script is None:
+            script = arg
+        else:
+            rest.append(arg)
+    return values, script, rest
+
+
+def _main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    if argv[0] == "--version":
+        from . import __version__
+
+        print(f"flowbridge {__version__}")
+        return 0
+    command, args = argv[0], argv[1:]
+    if command not in OPTIONS:
+        from ._config import close_match
+
+        fix = close_match(command, OPTIONS)
+        raise UsageError(f"unknown command {command!r}{fix}; commands: run, compare, backends")
+    values, script, rest = parse(command, args)
+    if command == "backends":
+        return _backends()
+    if script is None:
+        raise UsageError(f"{command}: name the workflow script, e.g. flowbridge {command} wf.py")
+    from ._config import ENV_PROFILE, profile
+
+    if command == "compare":
+        from ._compare import compare
+
+        if "--profiles" not in values:
+            raise UsageError("compare: --profiles A,B is required")
+        names = [p.strip() for p in str(values["--profiles"]).split(",") if p.strip()]
         for name in names:
             profile(name)  # every profile must exist before anything runs
-        return compare(ns.script, names, ns.args, ns.json, ns.timeout)
-    if ns.profile:
-        os.environ["FLOWBRIDGE_PROFILE"] = ns.profile
-        from ._config import profile
-
-        profile(ns.profile)  # fail now, with the fix, rather than inside the script
-    run_script(ns.script, ns.args)
+        timeout = None
+        if "--timeout" in values:
+            try:
+                timeout = float(values["--timeout"])
+            except ValueError:
+                raise UsageError(f"compare: --timeout takes seconds, not {values['--timeout']!r}") from None
+        json_path = values.get("--json")
+        return compare(script, names, rest, str(json_path) if json_path else None, timeout)
+    if "--profile" in values:
+        name = str(values["--profile"])
+        profile(name)  # fail now, with the fix, rather than inside the script
+        os.environ[ENV_PROFILE] = name
+    run_script(script, rest)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``flowbridge ...``: mistakes and configuration errors are one line (``--debug`` shows the traceback)."""
+    from ._errors import BackendUnavailable, ConfigError
+
+    args = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in args[: args.index("--")] if "--" in args else "--debug" in args
+    try:
+        return _main(args)
+    except (UsageError, ConfigError, BackendUnavailable) as exc:
+        if debug:
+            raise
+        print(f"flowbridge: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -44,11 +44,22 @@ def _first(values: list[Any]) -> Any:
     return next((v for v in values if v is not None), None)
 
 
+def ran_on(result: dict[str, Any], expected: str | None) -> str:
+    """The backends that really ran the row's engines, flagged when the profile's backend is not among them."""
+    engines = result["engines"]
+    if not engines:
+        return "- (no engine ran)"
+    where = "; ".join(dict.fromkeys(w for e in engines for w in e.get("where", e["backends"])))
+    if expected is not None and not any(e["backends"] and e["backends"][0] == expected for e in engines):
+        where += f"  [profile backend {expected!r} did NOT run]"
+    return where
+
+
 def table(results: list[dict[str, Any]]) -> str:
-    """One row per profile: success, same stdout as the first, wall time, start-up, makespan, tasks/s."""
+    """One row per profile: success, same stdout as the first, wall time, start-up, makespan, tasks/s, ran on."""
     head = (
         f"{'profile':<16}{'ok':>4}{'same out':>10}{'wall s':>9}{'start-up s':>12}"
-        f"{'makespan s':>12}{'tasks':>7}{'tasks/s':>9}"
+        f"{'makespan s':>12}{'tasks':>7}{'tasks/s':>9}  ran on"
     )
     lines = [head, "-" * len(head)]
     reference = results[0]["stdout"] if results else ""
@@ -65,13 +76,17 @@ def table(results: list[dict[str, Any]]) -> str:
         lines.append(
             f"{r['profile']:<16}{'yes' if r['returncode'] == 0 else 'NO':>4}"
             f"{'yes' if r['stdout'] == reference else 'no':>10}{cell(r['wall_s'], 9)}{cell(startup, 12)}"
-            f"{cell(makespan, 12)}{tasks:>7}{cell(rate, 9, '.1f')}"
+            f"{cell(makespan, 12)}{tasks:>7}{cell(rate, 9, '.1f')}  {r['ran_on']}"
         )
     return "\n".join(lines)
 
 
 def compare(script: str, profiles: list[str], args: list[str], json_path: str | None, timeout: float | None) -> int:
+    from ._config import profile
+
     results = [run_profile(script, p, args, timeout) for p in profiles]
+    for r in results:
+        r["ran_on"] = ran_on(r, profile(r["profile"])[0])
     print(table(results))
     for r in results:
         if r["returncode"] != 0:

@@ -27,6 +27,35 @@ from ._errors import ConfigError
 
 ENV_PROFILE = "FLOWBRIDGE_PROFILE"
 ENV_CONFIG = "FLOWBRIDGE_CONFIG"
+TOP_KEYS = ("default", "profiles")
+
+
+def close_match(word: str, choices: Any) -> str:
+    """`` (did you mean 'x'?)`` for the nearest of ``choices``, or nothing."""
+    import difflib
+
+    found = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {found[0]!r}?)" if found else ""
+
+
+def _check_table(path: Path, table: dict[str, Any]) -> dict[str, Any]:
+    """Unknown keys and wrong shapes are errors, naming the file and the key, never ignored."""
+    for key in table:
+        if key not in TOP_KEYS:
+            raise ConfigError(
+                f"{path}: unknown key {key!r}{close_match(key, TOP_KEYS)}; the flowbridge table takes "
+                f"{', '.join(TOP_KEYS)} (profiles as [profiles.NAME])"
+            )
+    profiles = table.get("profiles", {})
+    if not isinstance(profiles, dict) or not all(isinstance(v, dict) for v in profiles.values()):
+        raise ConfigError(f"{path}: profiles must be tables, e.g. [profiles.local] with backend = \"concurrent\"")
+    default = table.get("default")
+    if default is not None and (not isinstance(default, str) or default not in profiles):
+        raise ConfigError(
+            f"{path}: default = {default!r} names no profile{close_match(str(default), profiles)}; "
+            f"profiles there: {', '.join(sorted(profiles)) or 'none'}"
+        )
+    return table
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -47,14 +76,15 @@ def load_config(start: Path | None = None) -> tuple[Path | None, dict[str, Any]]
         if not path.is_file():
             raise ConfigError(f"{ENV_CONFIG}={explicit} does not name a file")
         data = _read_toml(path)
-        return path, data.get("tool", {}).get("flowbridge", data) if path.name == "pyproject.toml" else data
+        table = data.get("tool", {}).get("flowbridge", {}) if path.name == "pyproject.toml" else data
+        return path, _check_table(path, table)
     here = start or Path.cwd()
     own = here / "flowbridge.toml"
     if own.is_file():
-        return own, _read_toml(own)
+        return own, _check_table(own, _read_toml(own))
     pyproject = here / "pyproject.toml"
     if pyproject.is_file() and "[tool.flowbridge" in pyproject.read_text(errors="replace"):
-        return pyproject, _read_toml(pyproject).get("tool", {}).get("flowbridge", {})
+        return pyproject, _check_table(pyproject, _read_toml(pyproject).get("tool", {}).get("flowbridge", {}))
     return None, {}
 
 
@@ -67,9 +97,9 @@ def profile(name: str) -> tuple[str, dict[str, Any]]:
             f"profile {name!r} asked for, but there is no flowbridge.toml here, no [tool.flowbridge] "
             f"in pyproject.toml and no {ENV_CONFIG}; create one with [profiles.{name}]"
         )
-    if not isinstance(profiles, dict) or name not in profiles:
-        known = ", ".join(sorted(profiles)) if isinstance(profiles, dict) and profiles else "none"
-        raise ConfigError(f"no profile {name!r} in {path}; profiles there: {known}")
+    if name not in profiles:
+        known = ", ".join(sorted(profiles)) or "none"
+        raise ConfigError(f"no profile {name!r} in {path}{close_match(name, profiles)}; profiles there: {known}")
     options = dict(profiles[name])
     backend = options.pop("backend", None)
     if not isinstance(backend, str):
@@ -78,10 +108,20 @@ def profile(name: str) -> tuple[str, dict[str, Any]]:
 
 
 def backend_from_profile(name: str) -> Any:
+    """The adapter a profile describes; errors name the file, the profile and the key."""
     from ._registry import create
 
     backend, options = profile(name)
-    return create(backend, options)
+    try:
+        return create(backend, options)
+    except ConfigError as exc:
+        path, _ = load_config()
+        raise ConfigError(f"profile {name!r} in {path}: {exc}") from None
+
+
+def explicit_profile() -> str | None:
+    """The profile the user asked for by name (``--profile`` / FLOWBRIDGE_PROFILE), if any."""
+    return os.environ.get(ENV_PROFILE) or None
 
 
 def default_backend() -> Any:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import sys
 import threading
 import time
+import warnings
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, overload
 
@@ -15,8 +18,16 @@ from ._stats import Stats
 from ._task import TaskFuture
 from ._template import TaskTemplate, check_options, check_target
 from .adapter import Adapter
+from .toolkit.blocking import off_loop
 
 _log = logging.getLogger("flowbridge.engine")
+
+#: Seconds a backend's ``shutdown(cancel=True)`` gets before the engine kills what it started
+#: and abandons it, so that ``shutdown(cancel=True)`` as a whole returns within 10 s.
+CANCEL_BUDGET = 7.0
+#: The same for a plain ``shutdown()``, counted once every task has ended.
+CLOSE_BUDGET = 60.0
+KILL_BUDGET = 2.0
 
 
 class WorkflowEngine:
@@ -38,7 +49,8 @@ class WorkflowEngine:
     ) -> None:
         from ._registry import resolve_backends
 
-        self._adapters: dict[str, Any] = resolve_backends(backend, backends)
+        self._adapters: dict[str, Any]
+        self._adapters, self._replaced = resolve_backends(backend, backends)
         self._default = next(iter(self._adapters))
         self._counter = itertools.count(1)
         self._live: set[TaskFuture] = set()
@@ -52,6 +64,9 @@ class WorkflowEngine:
         self._closing: asyncio.Future[None] | None = None
         self._idle: asyncio.Future[None] | None = None
         self._stats = Stats.from_env()
+        self._lifetime: asyncio.Task[None] | None = None
+        self._cancelling = False
+        self._lifetime_ended = False
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -104,14 +119,33 @@ class WorkflowEngine:
     def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._starting = loop.create_task(self._start_backends(), name="flowbridge-start")
+        if self._thread is None:  # on the user's loop: follow its end
+            self._lifetime = loop.create_task(self._watch_lifetime(), name="flowbridge-lifetime")
+            if "ipykernel" in sys.modules:
+                self._wake()
+
+    def _wake(self) -> None:
+        """In a Jupyter kernel, wake its loop once a second while the engine is open.
+
+        ipykernel delivers an interrupt only when its loop next wakes (ipykernel
+        #881): a cell awaiting a minute-long task would see its interrupt after a
+        minute. One no-op callback a second brings that under a second.
+        """
+        if not self._closed and self._loop is not None and not self._loop.is_closed():
+            self._loop.call_later(1.0, self._wake)
 
     def _loop_for_call(self) -> asyncio.AbstractEventLoop:
         """The engine's loop, bound on first use: the caller's running loop or a private one."""
+        loop = self._loop
+        if (loop is not None and loop.is_closed()) or (self._closed and self._lifetime_ended):
+            raise EngineClosed(
+                "this WorkflowEngine was used on an event loop that has closed (an earlier asyncio.run()); "
+                "create the engine inside the coroutine that uses it, one engine per asyncio.run()"
+            )
         if self._closed:
             raise EngineClosed(
                 "this WorkflowEngine has been shut down; create a new WorkflowEngine to submit more tasks"
             )
-        loop = self._loop
         if loop is None:
             try:
                 loop = asyncio.get_running_loop()
@@ -121,6 +155,7 @@ class WorkflowEngine:
                 self._thread.start()
                 loop.call_soon_threadsafe(self._bind, loop)
                 self._loop = loop
+                _finish_at_exit(self)
                 return loop
             self._bind(loop)
         return loop
@@ -128,16 +163,22 @@ class WorkflowEngine:
     async def _start_backends(self) -> None:
         try:
             await asyncio.gather(*(_start(a) for a in self._adapters.values()))
+        except asyncio.CancelledError:  # shut down (or interrupted) while starting: not a failure
+            self._start_error = EngineClosed("the engine was shut down while its backends were starting")
+            backlog, self._backlog = self._backlog, []
+            for task in backlog:
+                task.cancel()
+            raise
         except BaseException as exc:
             names = ", ".join(repr(getattr(a, "name", a)) for a in self._adapters.values())
-            error = FlowbridgeError(f"backend {names} failed to start: {type(exc).__name__}: {exc}")
-            error.__cause__ = exc
+            error: BaseException = exc
+            if not isinstance(exc, FlowbridgeError):  # ours already say what to fix
+                error = FlowbridgeError(f"backend {names} failed to start: {type(exc).__name__}: {exc}")
+                error.__cause__ = exc
             self._start_error = error
             backlog, self._backlog = self._backlog, []
             for task in backlog:
                 task._fail(error, final=True)
-            if isinstance(exc, asyncio.CancelledError):
-                raise
             return
         self._ready = True
         if self._stats is not None:
@@ -173,64 +214,112 @@ class WorkflowEngine:
                 f"({', '.join(map(repr, self._adapters))}); pass backends={{{route!r}: ...}} to WorkflowEngine"
             ) from None
 
-    async def shutdown(self, *, cancel: bool = False) -> None:
+    async def shutdown(self, *, cancel: bool = False, timeout: float | None = None) -> None:
         """Finish (or with ``cancel=True`` cancel) every task, then close the backends.
 
-        Idempotent. Backends close only what they created; a client, cluster or
-        executor the user brought stays up.
+        Idempotent. A plain shutdown logs (INFO) which tasks it waits for; with
+        ``timeout=`` it waits that many seconds, then cancels what is left. With
+        ``cancel=True`` it returns within 10 s whatever runs: a backend that does
+        not close within its budget has what it started killed and is abandoned,
+        with a WARNING. Backends close only what they created; a client, cluster
+        or executor the user brought stays up.
         """
+        _check_timeout(timeout)
         self._closed = True
         loop = self._loop
         if loop is None or loop.is_closed():  # never used, or already closed
             return
         if asyncio.get_running_loop() is loop:
-            await self._shutdown_once(cancel)
+            await self._shutdown_once(cancel, timeout)
             return
         if self._thread is None:
             raise RuntimeError("this engine runs on another event loop: shut it down from that loop")
-        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._shutdown_once(cancel), loop))
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._shutdown_once(cancel, timeout), loop))
         self._stop_thread()
 
-    def close(self, *, cancel: bool = False) -> None:
+    def close(self, *, cancel: bool = False, timeout: float | None = None) -> None:
         """Synchronous shutdown, for code that does not run an event loop itself. Idempotent."""
+        _check_timeout(timeout)
         self._closed = True
         loop = self._loop
         if loop is None or loop.is_closed():
             return
         if self._thread is None:
             raise RuntimeError("this engine runs on your event loop: use `await engine.shutdown()`")
-        asyncio.run_coroutine_threadsafe(self._shutdown_once(cancel), loop).result()
+        future = asyncio.run_coroutine_threadsafe(self._shutdown_once(cancel, timeout), loop)
+        try:
+            future.result()
+        except KeyboardInterrupt:  # Ctrl-C while waiting: cancel instead, still bounded
+            asyncio.run_coroutine_threadsafe(self._shutdown_once(True, None), loop).result()
+            self._stop_thread()
+            raise
         self._stop_thread()
 
-    async def _shutdown_once(self, cancel: bool) -> None:
+    async def _shutdown_once(self, cancel: bool, timeout: float | None) -> None:
         if self._closing is None:
-            self._closing = asyncio.ensure_future(self._shutdown(cancel))
-        elif cancel:  # a waiting shutdown, now asked to cancel what is left
-            for task in list(self._live):
-                task.cancel()
+            self._closing = asyncio.ensure_future(self._shutdown(cancel, timeout))
+        elif cancel and not self._cancelling:  # a waiting shutdown, now asked to cancel what is left
+            self._cancel_all()
         await asyncio.shield(self._closing)
 
-    async def _shutdown(self, cancel: bool) -> None:
-        if self._live:
-            if cancel:
-                for task in list(self._live):
-                    task.cancel()
-            else:
-                self._idle = asyncio.get_running_loop().create_future()
-                if self._live:
-                    await self._idle
-        if self._starting is not None:
-            if not self._starting.done():
-                self._starting.cancel()
-            await asyncio.gather(self._starting, return_exceptions=True)
-        results = await asyncio.gather(
-            *(_shutdown_adapter(a, cancel) for a in self._adapters.values()), return_exceptions=True
-        )
-        for adapter, result in zip(self._adapters.values(), results, strict=True):
-            if isinstance(result, BaseException):
-                _log.warning("backend %r did not shut down cleanly: %r", getattr(adapter, "name", adapter), result)
+    def _cancel_all(self) -> None:
+        self._cancelling = True
+        for task in list(self._live):
+            task.cancel()
+        if self._idle is not None and not self._idle.done():
+            self._idle.set_result(None)
+
+    async def _shutdown(self, cancel: bool, timeout: float | None) -> None:
+        if self._live and not cancel:
+            shown = ", ".join(f"{t.uid} ({t.name})" for t in itertools.islice(self._live, 10))
+            more = f" and {len(self._live) - 10} more" if len(self._live) > 10 else ""
+            _log.info(
+                "shutdown waits for %d unfinished task(s): %s%s; shutdown(cancel=True) cancels them, "
+                "timeout= bounds the wait",
+                len(self._live), shown, more,
+            )
+            self._idle = asyncio.get_running_loop().create_future()
+            done, _ = await asyncio.wait({self._idle}, timeout=timeout)
+            if not done and self._live:
+                _log.warning(
+                    "shutdown: %d task(s) still unfinished after %g s, cancelling them: %s",
+                    len(self._live), timeout, ", ".join(f"{t.uid} ({t.name})" for t in self._live),
+                )
+                cancel = True
+        if cancel or self._cancelling:
+            cancel = True
+            self._cancel_all()
+        if self._starting is not None and not self._starting.done():
+            self._starting.cancel()
+            await asyncio.wait({self._starting})
+        budget = CANCEL_BUDGET if cancel else CLOSE_BUDGET
+        closing = list(self._adapters.values())
+        if self._replaced is not None and self._replaced.__dict__.get("_fb_starting") is not None:
+            closing.append(self._replaced)  # started by the script, then replaced by a profile
+        await asyncio.gather(*(_close_adapter(a, cancel, budget) for a in closing))
+        if self._lifetime is not None and not self._lifetime.done():
+            self._lifetime.cancel()
         if self._stats is not None:
-            self._stats.write([getattr(a, "name", str(a)) for a in self._adapters.values()])
+            self._stats.write(list(self._adapters.values()))
+
+    async def _watch_lifetime(self) -> None:
+        """Sleeps until the engine's loop is torn down (``asyncio.run`` cancels every task at its end).
+
+        Reached with the engine still open, it says so (ResourceWarning) and shuts
+        it down with cancel=True, so a script that returned or was interrupted
+        without ``shutdown()`` leaves nothing running behind it.
+        """
+        try:
+            await asyncio.get_running_loop().create_future()
+        except asyncio.CancelledError:
+            self._lifetime_ended = True
+            if self._closing is None:
+                try:
+                    _warn_unclosed(self, "its event loop ended")
+                finally:
+                    self._closed = True
+                    await self._shutdown_once(True, None)
+            raise
 
     def _stop_thread(self) -> None:
         thread, self._thread = self._thread, None
@@ -286,5 +375,70 @@ async def _start(adapter: Any) -> None:
     await starter()
 
 
-async def _shutdown_adapter(adapter: Any, cancel: bool) -> None:
-    await adapter.shutdown(cancel=cancel)
+async def _close_adapter(adapter: Any, cancel: bool, budget: float) -> None:
+    """``adapter.shutdown``, bounded: past ``budget`` s, kill what it started and abandon it."""
+    name = getattr(adapter, "name", adapter)
+    closing = asyncio.ensure_future(adapter.shutdown(cancel=cancel))
+    done, _ = await asyncio.wait({closing}, timeout=budget)
+    if done:
+        exc = None if closing.cancelled() else closing.exception()
+        if exc is None:
+            return
+        reason = f"failed to shut down ({type(exc).__name__}: {exc})"
+    else:
+        closing.cancel()
+        reason = f"did not shut down within {budget:g} s"
+    kill = getattr(adapter, "kill", None)
+    left = ""
+    if kill is not None:
+        try:
+            await off_loop(kill, timeout=KILL_BUDGET)
+        except Exception as exc:
+            left = f"; killing its processes failed too ({type(exc).__name__}: {exc})"
+    _log.warning("backend %r %s; killed the processes it started and abandoned it%s", name, reason, left)
+
+
+def _check_timeout(timeout: float | None) -> None:
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0):
+        raise ValueError(f"shutdown(timeout={timeout!r}): timeout is a number of seconds >= 0, or None")
+
+
+def _warn_unclosed(engine: WorkflowEngine, why: str) -> None:
+    live = sorted(engine._live, key=lambda t: t.uid)
+    tasks = ", ".join(f"{t.uid} ({t.name})" for t in live[:10]) + (" ..." if len(live) > 10 else "")
+    warnings.warn(
+        f"{engine!r} was never shut down and {why}; "
+        + (f"{len(live)} unfinished task(s) were cancelled: {tasks}. " if live else "")
+        + "Use `async with WorkflowEngine(...)` or `await flow.shutdown()`",
+        ResourceWarning,
+        stacklevel=1,
+    )
+
+
+#: Synchronous engines (own loop thread) still open; finished at interpreter exit.
+_open_sync: weakref.WeakSet[WorkflowEngine] = weakref.WeakSet()
+_exit_hook = False
+
+
+def _finish_at_exit(engine: WorkflowEngine) -> None:
+    """Remember a synchronous engine, so interpreter exit finishes (or cancels) its tasks."""
+    global _exit_hook
+    _open_sync.add(engine)
+    if not _exit_hook:
+        _exit_hook = True
+        # Before concurrent.futures joins its threads, as its own exit hook is registered earlier.
+        threading._register_atexit(_close_open_engines)  # type: ignore[attr-defined]
+
+
+def _close_open_engines() -> None:
+    """At exit: as concurrent.futures does, let submitted work finish; after Ctrl-C, cancel it."""
+    interrupted = getattr(sys, "last_type", None) is KeyboardInterrupt
+    for engine in list(_open_sync):
+        if engine._closed or engine._loop is None or engine._loop.is_closed():
+            continue
+        try:
+            engine.close(cancel=interrupted)
+        except KeyboardInterrupt:
+            pass  # close() has cancelled and closed by then
+        except Exception as exc:
+            _log.warning("%r could not finish its tasks at exit: %s", engine, exc)

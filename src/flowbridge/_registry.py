@@ -39,7 +39,10 @@ def load(name: str) -> type:
     else:
         found = _entry_points()
         if name not in found:
-            raise ValueError(f"unknown backend {name!r}; known backends: {', '.join(names())}")
+            from ._config import close_match
+
+            known = names()
+            raise ConfigError(f"unknown backend {name!r}{close_match(name, known)}; known backends: {', '.join(known)}")
         target, extra = found[name], None
     module_name, _, attr = target.partition(":")
     try:
@@ -52,17 +55,49 @@ def load(name: str) -> type:
 
 
 def create(name: str, options: Mapping[str, Any] | None = None) -> Any:
-    """An adapter built from a registry name and plain-data options (as profiles hold them)."""
+    """An adapter built from a registry name and plain-data options (as profiles hold them).
+
+    Option names are checked against the adapter's signature before anything is
+    built (adapters that take ``**options`` check theirs themselves); a wrong
+    name or type is a ConfigError naming the option.
+    """
     cls = load(name)
+    options = dict(options or {})
+    _check_names(name, cls, options)
     try:
-        return cls(**dict(options or {}))
-    except TypeError as exc:
-        raise ConfigError(f"backend {name!r} does not take these options: {exc}") from exc
+        return cls(**options)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"backend {name!r}: {exc}") from exc
+
+
+def _check_names(name: str, cls: type, options: dict[str, Any]) -> None:
+    import inspect
+
+    from ._config import close_match
+
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    takes = [p.name for p in params.values() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    for key in options:
+        if key not in takes:
+            raise ConfigError(
+                f"backend {name!r} has no option {key!r}{close_match(key, takes)}; it takes: {', '.join(takes)}"
+            )
 
 
 def _as_adapter(value: Any, where: str) -> Any:
     if isinstance(value, str):
         return create(value)
+    if isinstance(value, type):
+        raise TypeError(
+            f"{where} takes an adapter instance, not the class: write {value.__name__}(), not {value.__name__}"
+        )
     if all(hasattr(value, attr) for attr in ("submit", "start", "shutdown", "capabilities")):
         return value
     raise TypeError(
@@ -71,16 +106,36 @@ def _as_adapter(value: Any, where: str) -> Any:
     )
 
 
-def resolve_backends(backend: Any, backends: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The engine's adapters by route name, from ``backend=`` or ``backends=`` or the config."""
+def resolve_backends(backend: Any, backends: Mapping[str, Any] | None) -> tuple[dict[str, Any], Any]:
+    """The engine's adapters by route name, from ``backend=`` or ``backends=`` or the config.
+
+    A profile named explicitly (``--profile``, FLOWBRIDGE_PROFILE) is the user saying
+    "run this script on that stack": it takes the default route even when the script
+    builds its own backend, with one notice. Returns the adapters and the one the
+    profile replaced (None if none), which the engine closes if it was started.
+    """
+    from ._config import ENV_PROFILE, backend_from_profile, default_backend, explicit_profile
+
     if backend is not None and backends is not None:
         raise TypeError("WorkflowEngine takes backend= or backends=, not both")
     if backends is not None:
         if not isinstance(backends, Mapping) or not backends:
             raise TypeError("WorkflowEngine(backends=...) takes a non-empty dict of route name -> adapter")
-        return {str(k): _as_adapter(v, f"backends[{k!r}]") for k, v in backends.items()}
-    if backend is None:
-        from ._config import default_backend
+        adapters = {str(k): _as_adapter(v, f"backends[{k!r}]") for k, v in backends.items()}
+    elif backend is None:
+        return {"default": default_backend()}, None
+    else:
+        adapters = {"default": _as_adapter(backend, "WorkflowEngine(backend=...)")}
+    name = explicit_profile()
+    if name is None:
+        return adapters, None
+    route = next(iter(adapters))
+    replaced = adapters[route]
+    adapters[route] = backend_from_profile(name)
+    import logging
 
-        return {"default": default_backend()}
-    return {"default": _as_adapter(backend, "WorkflowEngine(backend=...)")}
+    logging.getLogger("flowbridge.engine").warning(
+        "flowbridge: profile %r (%s) runs the default route instead of the script's %r",
+        name, ENV_PROFILE, replaced,
+    )
+    return adapters, replaced

@@ -38,12 +38,16 @@ class Stats:
         self.last = time.perf_counter()
         self.states[state] = self.states.get(state, 0) + 1
 
-    def write(self, backends: list[str]) -> None:
+    def write(self, adapters: list[Any]) -> None:
+        """One JSON line: which backends really ran (name and where), the profile in force, the figures."""
+
         def span(a: float | None, b: float | None) -> float | None:
             return None if a is None or b is None else round(b - a, 6)
 
         record: dict[str, Any] = {
-            "backends": backends,
+            "backends": [getattr(a, "name", type(a).__name__) for a in adapters],
+            "where": [repr(a).strip("<>") for a in adapters],
+            "profile": os.environ.get("FLOWBRIDGE_PROFILE") or None,
             "startup_s": span(self.created, self.ready),
             "makespan_s": span(self.first, self.last),
             "tasks": self.tasks,

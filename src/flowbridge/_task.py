@@ -11,6 +11,7 @@ import asyncio
 import concurrent.futures
 import contextvars
 import enum
+import inspect
 import logging
 import threading
 from typing import TYPE_CHECKING, Any
@@ -326,7 +327,7 @@ class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
             context = contextvars.copy_context()
             context.run(current_block.set, self)
             self._watch(self.get_loop().create_task(body, context=context))
-        elif asyncio.iscoroutine(body):
+        elif asyncio.iscoroutine(body) and not inspect.isgenerator(body):
             self._fb = RUNNING
             self._handle = command = self.get_loop().create_task(body)
             _future_add_done_callback(command, self._on_command)
@@ -384,8 +385,13 @@ class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
         if isinstance(handle, asyncio.Future):
             _future_add_done_callback(handle, self._on_handle)
         else:
-            call_soon_threadsafe = self.get_loop().call_soon_threadsafe
-            handle.add_done_callback(lambda h: call_soon_threadsafe(self._on_handle, h))
+            handle.add_done_callback(self._on_handle_threadsafe)
+
+    def _on_handle_threadsafe(self, handle: Any) -> None:
+        try:
+            self.get_loop().call_soon_threadsafe(self._on_handle, handle)
+        except RuntimeError:  # the engine's loop has closed: nobody is left to tell
+            pass
 
     def _on_handle(self, handle: Any) -> None:
         if handle is not self._handle:  # a stale attempt (timed out, cancelled, retried)

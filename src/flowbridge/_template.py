@@ -108,6 +108,12 @@ def check_target(decorator: str, func: Any) -> None:
             f"@{decorator} decorates a function; got {type(func).__name__} {func!r}. "
             f"Use @flow.{decorator} or @flow.{decorator}(name=..., ...)"
         )
+    if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+        kind = "an async generator" if inspect.isasyncgenfunction(func) else "a generator"
+        raise TypeError(
+            f"@{decorator} cannot take {kind} function ({getattr(func, '__name__', func)!r}): a task "
+            f"gives one value. Return a list instead (`return [...]`, or `list(...)` of the generator)"
+        )
     if decorator == "block" and not (
         inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(getattr(type(func), "__call__", None))  # noqa: B004
     ):

@@ -10,6 +10,7 @@ is how functions from ``__main__``, notebooks and closures reach worker processe
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -32,7 +33,8 @@ class _ThreadLoop:
         self.loop = asyncio.new_event_loop()
 
     def __del__(self) -> None:
-        self.loop.close()
+        if not self.loop.is_running():  # a thread that ends inside a body's loop leaves it to the GC
+            self.loop.close()
 
 
 def _thread_loop() -> asyncio.AbstractEventLoop:
@@ -66,6 +68,11 @@ def _run_coroutine(coro: Any) -> Any:
 def call(func: Callable[..., Any], args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None) -> Any:
     """Run a task body with its arguments; await it on this thread's loop if it is async."""
     result = func(*args, **(kwargs or {}))
+    if inspect.isgenerator(result) or inspect.isasyncgen(result):  # asyncio.iscoroutine says yes to generators
+        raise TypeError(
+            f"task body {getattr(func, '__qualname__', func)!r} returned a generator; a task gives one "
+            f"value: return a list (e.g. `list(...)`) instead"
+        )
     if asyncio.iscoroutine(result):
         return _run_coroutine(result)
     return result

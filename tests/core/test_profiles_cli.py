@@ -58,7 +58,11 @@ def test_profile_errors_name_the_fix(project, monkeypatch):
     with pytest.raises(ConfigError, match="profile 'broken' .* needs backend = \"<name>\""):
         profile("broken")
     monkeypatch.setenv("FLOWBRIDGE_PROFILE", "typo")
-    with pytest.raises(ConfigError, match="backend 'concurrent' does not take these options: .*max_wrokers"):
+    with pytest.raises(
+        ConfigError,
+        match=r"profile 'typo' in .*flowbridge.toml: backend 'concurrent' has no option 'max_wrokers' "
+        r"\(did you mean 'max_workers'\?\)",
+    ):
         WorkflowEngine()
     (project / "flowbridge.toml").unlink()
     with pytest.raises(ConfigError, match="there is no flowbridge.toml here"):
@@ -99,7 +103,7 @@ def test_cli_lists_backends():
         [sys.executable, "-m", "flowbridge", "backends"], capture_output=True, text=True, timeout=60, check=True
     ).stdout
     assert "concurrent   installed" in out
-    assert "executorlib  not installed: 'executorlib' is not installed; pip install \"flowbridge[executorlib]\"" in out
+    assert [line.split()[0] for line in out.splitlines()] == ["concurrent", "dask", "executorlib", "parsl", "radical"]
 
 
 def add(a, b):
@@ -139,3 +143,95 @@ def test_compare_runs_the_script_on_each_profile(project):
     results = json.loads((project / "r.json").read_text())
     assert [r["stdout"] for r in results] == ["2470\n", "2470\n"]
     assert results[1]["engines"][0]["tasks"] == 20 and results[1]["engines"][0]["states"] == {"DONE": 20}
+
+
+def _cli(*args: str, cwd=None, env=None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "flowbridge", *args], capture_output=True, text=True, timeout=120, cwd=cwd, env=env
+    )
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('defualt = "small"', r"flowbridge.toml: unknown key 'defualt' \(did you mean 'default'\?\)"),
+        ('default = "smal"', r"default = 'smal' names no profile \(did you mean 'small'\?\)"),
+        (
+            '[profiles.p]\nbackend = "concurrent"\nprocesses = "no"',
+            r"profile 'p' in .*flowbridge.toml: backend 'concurrent': ConcurrentExecutionBackend\(processes='no'\): "
+            r"processes must be True or False",
+        ),
+        (
+            '[profiles.p]\nbackend = "concurrent"\nmax_workers = "four"',
+            r"profile 'p' in .*: ConcurrentExecutionBackend\(max_workers='four'\): max_workers must be an int >= 1",
+        ),
+        (
+            '[profiles.p]\nbackend = "dsak"',
+            r"profile 'p' in .*flowbridge.toml: unknown backend 'dsak' \(did you mean 'dask'\?\)",
+        ),
+    ],
+)
+def test_config_mistakes_are_errors_naming_file_profile_and_key(tmp_path, monkeypatch, toml, message):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FLOWBRIDGE_CONFIG", raising=False)
+    (tmp_path / "flowbridge.toml").write_text(toml + '\n\n[profiles.small]\nbackend = "concurrent"\n')
+    monkeypatch.setenv("FLOWBRIDGE_PROFILE", "p")
+    if "profiles.p" not in toml:
+        monkeypatch.delenv("FLOWBRIDGE_PROFILE")
+    with pytest.raises(ConfigError, match=message):
+        WorkflowEngine()
+
+
+OWN_BACKEND = """
+import os, asyncio
+from flowbridge import ConcurrentExecutionBackend, WorkflowEngine
+async def main():
+    flow = await WorkflowEngine.create(backend=ConcurrentExecutionBackend())   # the script's own choice
+    print("same process" if await flow.function_task(os.getpid)() == os.getpid() else "other process")
+    await flow.shutdown()
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+def test_an_explicit_profile_replaces_the_scripts_own_backend(project):
+    (project / "flowbridge.toml").write_text(
+        '[profiles.procs]\nbackend = "concurrent"\nprocesses = true\n\n[profiles.threads]\nbackend = "concurrent"\n'
+    )
+    (project / "wf.py").write_text(OWN_BACKEND)
+    plain = subprocess.run([sys.executable, "wf.py"], capture_output=True, text=True, timeout=120, cwd=project)
+    assert plain.stdout == "same process\n" and plain.stderr == ""
+    for args in (["run", "--profile", "procs", "wf.py"], ["run", "wf.py", "--profile", "procs"]):
+        run = _cli(*args, cwd=project)
+        assert run.stdout == "other process\n", run.stderr
+        assert run.stderr.splitlines() == [
+            "flowbridge: profile 'procs' (FLOWBRIDGE_PROFILE) runs the default route instead of the script's "
+            "<ConcurrentExecutionBackend DaemonThreadPool>"
+        ]
+    cmp = _cli("compare", "wf.py", "--profiles", "threads,procs", cwd=project)
+    assert cmp.returncode == 0, cmp.stderr
+    rows = cmp.stdout.splitlines()[2:]
+    assert rows[0].endswith("ran on") is False and "ConcurrentExecutionBackend DaemonThreadPool" in rows[0]
+    assert "ConcurrentExecutionBackend ProcessPoolExecutor" in rows[1] and "did NOT run" not in cmp.stdout
+
+
+def test_cli_options_either_side_of_the_script_and_one_line_errors(project):
+    (project / "wf.py").write_text("import sys\nprint(sys.argv[1:])\n")
+    assert _cli("run", "wf.py", "--", "--profile", "x", "-v").stdout == "['--profile', 'x', '-v']\n"
+    assert _cli("run", "wf.py", "10", "--", "-v").stdout == "['10', '-v']\n"
+    bad = _cli("run", "wf.py", "--verbose")
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr == (
+        "flowbridge: error: run: unknown option --verbose; to pass it to the script, put it after --: "
+        "flowbridge run wf.py -- --verbose\n"
+    )
+    typo = _cli("run", "--profil", "small", "wf.py")
+    assert typo.stderr == "flowbridge: error: run: unknown option --profil (did you mean '--profile'?)\n"
+    missing = _cli("run", "wf.py", "--profile", "nope")
+    assert missing.returncode == 2 and missing.stderr.startswith("flowbridge: error: no profile 'nope' in ")
+    assert len(missing.stderr.splitlines()) == 1
+    debug = _cli("run", "wf.py", "--profile", "nope", "--debug")
+    assert "Traceback (most recent call last)" in debug.stderr and "ConfigError: no profile 'nope'" in debug.stderr
+    version = _cli("--version")
+    assert version.returncode == 0 and version.stdout.startswith("flowbridge 0.")
+    assert _cli("compare", "wf.py").stderr == "flowbridge: error: compare: --profiles A,B is required\n"

@@ -32,12 +32,12 @@ async def off_loop(fn: Callable[..., T], *args: Any, timeout: float | None = Non
                 future.set_exception(value)
 
     def run() -> None:
+        ok, value = False, None  # type: tuple[bool, Any]
         try:
-            result = fn(*args)
+            value = fn(*args)
+            ok = True
         except BaseException as exc:
-            ok, value = False, exc
-        else:
-            ok, value = True, result
+            value = exc
         try:
             loop.call_soon_threadsafe(settle, ok, value)
         except RuntimeError:  # the loop closed meanwhile: nobody waits any more
