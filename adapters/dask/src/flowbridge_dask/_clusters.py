@@ -15,7 +15,7 @@ import os
 import shlex
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,6 @@ from distributed import Client, LocalCluster
 
 import dask
 from flowbridge import BackendUnavailable, ConfigError, FlowbridgeError
-from flowbridge.toolkit.blocking import off_loop
 from flowbridge.toolkit.procs import OWNER_ENV
 
 _log = logging.getLogger("flowbridge.dask")
@@ -122,7 +121,7 @@ async def local_cluster(
         "n_workers": n_workers,
         "threads_per_worker": threads,
         "resources": dict(offer),
-        "asynchronous": False,  # its own loop on a thread: a Ctrl-C that tears down the caller's loop spares it
+        "asynchronous": True,
         "scheduler_kwargs": {
             **_QUIET_SCHEDULER,
             "local_directory": str(run_dir),
@@ -133,16 +132,15 @@ async def local_cluster(
         settings["env"] = {**(options.get("env") or {}), OWNER_ENV: owner}
         preload = options.get("preload") or []
         settings["preload"] = [*([preload] if isinstance(preload, str) else preload), "flowbridge_dask._preload"]
+    cluster = LocalCluster(**settings)  # asynchronous: starts when awaited
     try:
-        cluster = await build_elsewhere(lambda: LocalCluster(**settings))
-    except Exception as exc:
-        if isinstance(exc, FlowbridgeError):
-            raise
-        raise _start_failure(exc, bool(settings["processes"]))  # its cause: the root error
-    try:
-        client = await Client(cluster.scheduler_address, security=cluster.security, asynchronous=True)
-    except BaseException:
+        with _quiet("distributed"):  # a worker that cannot start makes Dask log pages of tracebacks
+            await cluster
+        client = await Client(cluster, asynchronous=True)
+    except BaseException as exc:
         await close_quickly(cluster)
+        if isinstance(exc, Exception) and not isinstance(exc, FlowbridgeError):
+            raise _start_failure(exc, bool(settings["processes"]))  # its cause: the root error
         raise
     _log.info("started a LocalCluster of %d x %d threads at %s", n_workers, threads, cluster.scheduler_address)
     # Same host: values come straight from the workers instead of through the scheduler.
@@ -201,52 +199,22 @@ async def jobqueue_cluster(
         **options,
         "worker_extra_args": extra_args,
         "scheduler_options": scheduler_options,
-        "asynchronous": False,  # its own loop on a thread, as for the LocalCluster
+        "asynchronous": True,
     }
     os.makedirs(settings["log_directory"], exist_ok=True)
-    cluster = await build_elsewhere(lambda: cls(**settings))
+    cluster = cls(**settings)
     try:
+        await cluster
         low, high = adapt if adapt is not None else (jobs or 1, jobs or 1)
         # adapt() also for a fixed size: it replaces a job that died (scancel, walltime),
         # which scale(jobs=N) does not.
         cluster.adapt(minimum_jobs=low, maximum_jobs=high)
-        client = await Client(cluster.scheduler_address, security=cluster.security, asynchronous=True)
+        client = await Client(cluster, asynchronous=True)
     except BaseException:
         await close_quickly(cluster)
         raise
     _log.info("started a %s at %s, jobs %d..%d", type(cluster).__name__, cluster.scheduler_address, low, high)
     return Connection(client, cluster, True, [offer], f"flowbridge's {type(cluster).__name__}")
-
-
-async def build_elsewhere(make: Callable[[], Any]) -> Any:
-    """``make()`` a synchronous cluster (its own event loop on a thread) off the caller's loop.
-
-    A cluster that is still starting when the caller gives up (Ctrl-C) is closed as
-    soon as it is up. A worker that cannot start makes Dask log pages of tracebacks
-    meanwhile: the caller says it once instead.
-    """
-    lock = threading.Lock()
-    state: dict[str, Any] = {"abandoned": False, "cluster": None}
-
-    def build() -> Any:
-        with _quiet("distributed"):
-            cluster = make()
-        with lock:
-            if not state["abandoned"]:
-                state["cluster"] = cluster
-                return cluster
-        close_cluster(cluster)
-        return None
-
-    try:
-        return await off_loop(build, name="flowbridge-dask-start")
-    except asyncio.CancelledError:
-        with lock:
-            state["abandoned"] = True
-            cluster = state["cluster"]
-        if cluster is not None:
-            threading.Thread(target=close_cluster, args=(cluster,), daemon=True).start()
-        raise
 
 
 class _Drop(logging.Filter):
@@ -271,10 +239,10 @@ def _quiet(name: str) -> Iterator[None]:
             handler.removeFilter(drop)
 
 
-def close_cluster(cluster: Any) -> None:
-    """Close a cluster flowbridge built (blocking), its scheduler's scratch dir (in our run dir) included."""
+async def close_cluster(cluster: Any) -> None:
+    """Close a cluster flowbridge built, its scheduler's scratch dir (in our run dir) included."""
     try:
-        cluster.close()
+        await cluster.close()
     finally:
         # An in-process scheduler purges its scratch dir only when garbage collected, maybe at
         # exit after the run dir is gone (and then logs an error): purge it now.
@@ -283,10 +251,20 @@ def close_cluster(cluster: Any) -> None:
             workdir.release()
 
 
-async def close_quickly(cluster: Any, timeout: float = 5.0) -> bool:
-    """Close a cluster off the loop, bounded; its processes are killed if that fails or takes longer."""
+async def close_quickly(cluster: Any, timeout: float = 5.0, kill_after: float | None = None) -> bool:
+    """Close a cluster, bounded; False (its processes killed) when that failed or took longer.
+
+    ``kill_after``: seconds after which the worker processes still there are killed
+    while the close goes on (a worker busy in a Python function is otherwise given ~4 s).
+    """
+    closing = asyncio.ensure_future(close_cluster(cluster))
     try:
-        await off_loop(close_cluster, cluster, timeout=timeout, name="flowbridge-dask-close")
+        if kill_after is not None and kill_after < timeout:
+            done, _ = await asyncio.wait({closing}, timeout=kill_after)
+            if not done:
+                _log.info("Dask workers still closing after %.1f s: killing their processes", kill_after)
+                kill_cluster_processes(cluster, jobs=False)
+        await asyncio.wait_for(closing, max(0.1, timeout - (kill_after or 0)))
     except Exception as exc:
         _log.warning("flowbridge's Dask cluster did not close within %.1f s (%r): killing its processes", timeout, exc)
         kill_cluster_processes(cluster)
@@ -310,7 +288,7 @@ def job_ids(cluster: Any) -> list[str]:
     return [str(j.job_id) for j in list(getattr(cluster, "workers", {}).values()) if getattr(j, "job_id", None)]
 
 
-def kill_cluster_processes(cluster: Any) -> None:
+def kill_cluster_processes(cluster: Any, jobs: bool = True) -> None:
     """Last resort, synchronous: SIGKILL a LocalCluster's worker processes, scancel a jobqueue's jobs."""
     import signal
     import subprocess
@@ -318,13 +296,15 @@ def kill_cluster_processes(cluster: Any) -> None:
     from flowbridge.toolkit import procs
 
     procs.kill(worker_pids(cluster), signal.SIGKILL)
-    jobs = job_ids(cluster)
+    if not jobs:
+        return
+    jobs_ = job_ids(cluster)
     command = getattr(getattr(cluster, "job_cls", None), "cancel_command", None)
-    if jobs and command:
+    if jobs_ and command:
         try:
-            subprocess.run([*shlex.split(command), *jobs], capture_output=True, timeout=5, check=False)
+            subprocess.run([*shlex.split(command), *jobs_], capture_output=True, timeout=5, check=False)
         except (OSError, subprocess.SubprocessError) as exc:
-            _log.warning("could not cancel batch jobs %s: %r", ", ".join(jobs), exc)
+            _log.warning("could not cancel batch jobs %s: %r", ", ".join(jobs_), exc)
 
 
 def _root(exc: BaseException) -> BaseException:
