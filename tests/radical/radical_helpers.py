@@ -9,9 +9,10 @@ import time
 ENV_BEFORE = dict(os.environ)
 
 
-def processes_mentioning(text: str) -> list[str]:
-    """Live (non-zombie) processes whose command line, environment, working directory or open files
-    mention ``text`` (RP's proxy worker is a fork of the driver: only its open log files tell)."""
+def processes_mentioning(text: str, files: bool = False) -> list[str]:
+    """Live (non-zombie) processes whose command line or environment contains ``text``; with ``files``
+    also those whose working directory or open files do (RP's proxy worker is a fork of the driver:
+    only its open log files tell; but a live RP client also holds files of its pilots open)."""
     found = []
     needle = text.encode()
     for pid in os.listdir("/proc"):
@@ -27,19 +28,19 @@ def processes_mentioning(text: str) -> list[str]:
                 environ = fh.read()
         except OSError:
             continue
-        if needle in cmdline or needle in environ or _uses(pid, text):
+        if needle in cmdline or needle in environ or (files and _uses(pid, text)):
             shown = cmdline.replace(b"\0", b" ").decode(errors="replace").strip()[:160]
             found.append(f"{pid}: {shown}")
     return found
 
 
-def wait_until_gone(text: str, seconds: float = 15.0) -> list[str]:
+def wait_until_gone(text: str, seconds: float = 15.0, files: bool = False) -> list[str]:
     """Processes still mentioning ``text`` after up to ``seconds`` (processes take a moment to exit)."""
     deadline = time.monotonic() + seconds
-    left = processes_mentioning(text)
+    left = processes_mentioning(text, files)
     while left and time.monotonic() < deadline:
         time.sleep(0.5)
-        left = processes_mentioning(text)
+        left = processes_mentioning(text, files)
     return left
 
 

@@ -80,7 +80,7 @@ def _start(tmp_path: Path, source: str, via: str) -> tuple[Script, Path, str]:
 def _assert_nothing_left(runs: Path, marker: str, seconds: float = 5.0, spare: int | None = None) -> None:
     # The run dirs are runs/radical-*: the driver or kernel itself only has FLOWBRIDGE_RUN_DIR=runs.
     # A kernel that lives on (``spare``) may still hold RP's log files open (they are deleted).
-    left = [p for p in wait_until_gone(str(runs / "radical-"), seconds) if p.split(":")[0] != str(spare)]
+    left = [p for p in wait_until_gone(str(runs / "radical-"), seconds, files=True) if p.split(":")[0] != str(spare)]
     assert not left, f"processes of the run are still alive: {left}"
     assert not processes_mentioning(marker), "the `sleep 42` command still runs"
     assert sorted(p.name for p in runs.iterdir()) == [], "the run directory was not removed"
@@ -260,4 +260,4 @@ def test_failed_pilot_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     error = asyncio.run(start_and_stop())
     assert "the agent said" in str(error) and "this agent refuses to start" in str(error), str(error)
     assert not run_dir.exists()
-    assert not wait_until_gone(str(run_dir), 5)
+    assert not wait_until_gone(str(run_dir), 5, files=True)

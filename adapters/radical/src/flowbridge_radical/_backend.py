@@ -217,6 +217,7 @@ class RadicalExecutionBackend(Adapter):
         self._reaper: procs.Reaper | None = None
         self._abort = False  # shut down while starting: the start thread stops at its next step
         self._killed = False
+        self._restore_logging: Callable[[], None] | None = None
         self._broken: BaseException | None = None
         self._no_raptor: BaseException | None = None
         self._closing = False
@@ -289,7 +290,8 @@ class RadicalExecutionBackend(Adapter):
         if self._own_session:
             self.session = rp.Session()
             _log.info("RADICAL-Pilot session %s in %s", self.session.uid, self.run_dir)
-            _stop.make_daemonic(_stop.proxy_workers(self.session.uid))
+            assert self.run_dir is not None
+            _stop.make_daemonic(_stop.proxy_workers(self.run_dir))
         self._check_abort()
         session = self.session
         if self._own_pilot:
@@ -655,9 +657,8 @@ class RadicalExecutionBackend(Adapter):
             texts.append(str(self.run_dir))
         spare = [self._reaper.proc.pid] if self._reaper is not None else []
         killed = _stop.kill_by_text(texts, spare=spare)
-        if self._own_session:
-            session = self.session
-            _stop.kill_workers(_stop.proxy_workers(getattr(session, "uid", None)) if session is not None else [])
+        if self._own_session and self.run_dir is not None:
+            _stop.kill_workers(_stop.proxy_workers(self.run_dir))
         if killed:
             _log.info("killed %d processes of the RADICAL-Pilot backend", len(killed))
 
@@ -672,6 +673,8 @@ class RadicalExecutionBackend(Adapter):
         reaper, self._reaper = self._reaper, None
         if reaper is not None:
             reaper.stop()
+        if self._killed and self._restore_logging is not None:
+            self._restore_logging()  # a close cut short may have stripped them already
 
     def _let_go(self) -> None:
         """A closed backend holds no RP object, so what it closed can be collected now."""
@@ -698,7 +701,8 @@ class RadicalExecutionBackend(Adapter):
             self._pool.shutdown(wait=1.0 if hurry else None)
         t0 = time.monotonic()
         try:
-            with _environ.logging_kept():  # RP's close removes the root logger's handlers
+            with _environ.logging_kept() as restore:  # RP's close removes the root logger's handlers
+                self._restore_logging = restore
                 self._close_rp(quick, hurry)
             _log.debug("RADICAL-Pilot closed after %.1f s", time.monotonic() - t0)
         except Exception:

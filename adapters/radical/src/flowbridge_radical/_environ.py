@@ -19,7 +19,7 @@ import shutil
 import sys
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -186,20 +186,25 @@ def collect_quietly() -> None:
 
 
 @contextlib.contextmanager
-def logging_kept() -> Iterator[None]:
+def logging_kept() -> Iterator[Callable[[], None]]:
     """Put back the logging handlers RADICAL-Pilot removes from your loggers when it closes.
 
     radical.utils closes a logger by closing and removing every handler up its parent
     chain, the root logger's included: after ``session.close()`` your own logging
-    would print nothing. Handlers of the ``radical.*`` loggers stay closed.
+    would print nothing. Handlers of the ``radical.*`` loggers stay closed. The block
+    gets the function that puts them back, for a close abandoned half-way.
     """
     manager = logging.Logger.manager
     loggers = [logging.getLogger(), *(v for v in list(manager.loggerDict.values()) if isinstance(v, logging.Logger))]
     kept = {lg: list(lg.handlers) for lg in loggers if lg.handlers and not lg.name.startswith(("radical", "rp."))}
-    try:
-        yield
-    finally:
+
+    def restore() -> None:
         for lg, handlers in kept.items():
             for handler in handlers:
                 if handler not in lg.handlers:
                     lg.addHandler(handler)
+
+    try:
+        yield restore
+    finally:
+        restore()

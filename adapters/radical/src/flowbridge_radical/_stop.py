@@ -84,10 +84,15 @@ def _after_fork() -> None:
         prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
 
 
-def proxy_workers(sid: str | None = None) -> list[Any]:
-    """RP's ZMQ proxy workers (``multiprocessing`` children of this process), for session ``sid`` or all."""
+def proxy_workers(under: str | os.PathLike[str]) -> list[Any]:
+    """RP's ZMQ proxy workers (``multiprocessing`` children of this process) logging under ``under``.
+
+    A worker runs ``Proxy._worker(sid, queue, term, path)``, ``path`` being its session's
+    directory: in the run dir for a session this backend created.
+    """
     import multiprocessing
 
+    root = os.path.join(os.fspath(under), "")
     found = []
     for child in multiprocessing.active_children():
         target = getattr(child, "_target", None)
@@ -95,7 +100,7 @@ def proxy_workers(sid: str | None = None) -> list[Any]:
         if getattr(target, "__name__", "") != "_worker" or not type(owner).__module__.startswith("radical."):
             continue
         args = getattr(child, "_args", ())
-        if sid is None or (args and args[0] == sid):
+        if args and os.path.join(str(args[-1]), "").startswith(root):
             found.append(child)
     return found
 
