@@ -101,3 +101,56 @@ async def test_shutdown_cancel_returns_quickly_whatever_runs(tmp_path: Path) -> 
     assert all(t.cancelled() for t in (body, queued, command))
     assert leftovers(str(run_dir)) == []
     assert not run_dir.exists()
+
+
+def test_jupyter_interrupt_cancels_the_cell_and_kills_its_command(tmp_path: Path) -> None:
+    from stop_helpers import Kernel
+
+    run_root = tmp_path / "run"
+    run_root.mkdir()
+    kernel = Kernel(tmp_path, env={"FLOWBRIDGE_RUN_DIR": str(run_root)})
+    try:
+        out, reply = kernel.run(
+            """
+            import asyncio
+            from flowbridge import WorkflowEngine, ExecutorlibExecutionBackend
+            from flowbridge.toolkit import procs
+            flow = await WorkflowEngine.create(ExecutorlibExecutionBackend(max_workers=1))
+            owner = {"FLOWBRIDGE_OWNER": flow.backends["default"].owner_tag}
+            print("ready", await flow.function_task(abs)(-1))
+            """
+        )
+        assert reply["status"] == "ok" and "ready 1" in out, (out, reply)
+        msg = kernel.start(
+            """
+            sleeping = flow.executable_task(lambda: "sleep 42")()
+            while not procs.find(owner, text="sleep 42"):
+                await asyncio.sleep(0.05)
+            print("running", flush=True)
+            await sleeping
+            """
+        )
+        kernel.wait_output(msg, "running")
+        seconds, out, reply = kernel.interrupt(msg)
+        shown = f"{reply.get('ename', '')} {out}"
+        assert "KeyboardInterrupt" in shown or "CancelledError" in shown, (out, reply)
+        assert seconds <= 10, f"the cell took {seconds:.1f} s to end after the interrupt"
+        assert leftovers_sleep(run_root) == [], "the command outlived the interrupted cell"
+        out, reply = kernel.run(
+            """
+            print("still", await flow.function_task(abs)(-2))
+            await flow.shutdown(cancel=True)
+            """
+        )
+        assert reply["status"] == "ok" and "still 2" in out, (out, reply)
+    finally:
+        kernel.close()
+    assert leftovers(str(run_root)) == []
+    assert list(run_root.iterdir()) == []
+
+
+def leftovers_sleep(run_root: Path, seconds: float = 5.0) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while (left := _ours(run_root, "sleep 42")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
