@@ -61,6 +61,7 @@ def test_ctrl_c_ends_within_10_s_and_leaves_nothing(tmp_path: Path, via: str) ->
     assert leftovers(str(run_root)) == []
     assert _ours(run_root, "sleep 42") == []
     assert list(run_root.iterdir()) == [], "the run directory was left behind"
+    print(f"\nCtrl-C ({via}): the script ended {seconds:.2f} s after SIGINT")
 
 
 def test_killed_driver_takes_its_workers_along(tmp_path: Path) -> None:
@@ -98,6 +99,7 @@ async def test_shutdown_cancel_returns_quickly_whatever_runs(tmp_path: Path) -> 
     await asyncio.wait_for(engine.shutdown(cancel=True), 30)
     seconds = time.monotonic() - start
     assert seconds <= 8, f"shutdown(cancel=True) took {seconds:.1f} s"
+    print(f"\nshutdown(cancel=True) with a running body, a queued one and a command: {seconds:.2f} s")
     assert all(t.cancelled() for t in (body, queued, command))
     assert leftovers(str(run_dir)) == []
     assert not run_dir.exists()
@@ -135,6 +137,7 @@ def test_jupyter_interrupt_cancels_the_cell_and_kills_its_command(tmp_path: Path
         shown = f"{reply.get('ename', '')} {out}"
         assert "KeyboardInterrupt" in shown or "CancelledError" in shown, (out, reply)
         assert seconds <= 10, f"the cell took {seconds:.1f} s to end after the interrupt"
+        print(f"\nJupyter interrupt: the cell ended {seconds:.2f} s after interrupt_kernel()")
         assert leftovers_sleep(run_root) == [], "the command outlived the interrupted cell"
         out, reply = kernel.run(
             """

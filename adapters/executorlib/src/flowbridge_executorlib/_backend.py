@@ -127,7 +127,7 @@ class ExecutorlibExecutionBackend(Adapter):
         if self.executor is not None:
             return
         # ship_by_value learns once (a subprocess, ~20 ms) what a fresh worker can import: off the loop
-        await off_loop(worker.ship_by_value, worker.call_pickled)
+        await off_loop(worker.ship_by_value, worker.call)
         self.run_dir = make_run_dir("executorlib")
         self.owner_tag = str(self.run_dir)
         try:
@@ -215,8 +215,11 @@ class ExecutorlibExecutionBackend(Adapter):
             rd = with_job_name(rd, self.run_dir, task.uid, task.attempt, self.cache_directory is not None)
         kill = None
         if task.kind == "function":
-            fn: Any = worker.call_pickled
-            args: tuple[Any, ...] = (worker.dumps(task.func, task.args, task.kwargs),)  # type: ignore[arg-type]
+            # executorlib pickles the call with cloudpickle itself: __main__ functions and closures
+            # travel by value; modules a fresh worker cannot import are registered for that first.
+            worker.ship_by_value(task.func)
+            fn: Any = worker.call
+            args: tuple[Any, ...] = (task.func, tuple(task.args), dict(task.kwargs))
             kwargs: dict[str, Any] = {}
         else:
             tag = f"{self.owner_tag or 'executorlib'}:{task.uid}:{task.attempt}"
