@@ -103,7 +103,6 @@ class ParslExecutionBackend(Adapter):
         self._resources = ResourceMap(self)
         self._building: asyncio.Future[Any] | None = None
         self._closed = False
-        self._gone = False  # everything owned is killed and removed
         self._gate = threading.Lock()  # the build starts no block once shutdown gave up on it
         self._run_function: Any = None
         self._run_command: Any = None
@@ -140,6 +139,8 @@ class ParslExecutionBackend(Adapter):
         """
         try:
             self._build_kernel()
+        except _ShutDown:  # shutdown came first: it is waiting for this, nobody for the start
+            self._abandon()
         except BaseException:
             self._abandon()
             raise
@@ -150,12 +151,15 @@ class ParslExecutionBackend(Adapter):
 
         if self.dfk is None:
             config = self._config
-            if self.run_dir is None and (config is None or config.run_dir == "runinfo"):
-                # Parsl's default run_dir would litter the working directory
-                self.run_dir = self._home = make_run_dir("parsl")
-            elif self.run_dir is None:
-                self.run_dir = Path(config.run_dir).absolute()
-            self._tag(self.run_dir)  # first: from here on, the reaper removes what this start leaves
+            with self._gate:  # a shutdown that came first finds nothing made; one that comes later, all of it
+                if self._closed:
+                    raise _ShutDown
+                if self.run_dir is None and (config is None or config.run_dir == "runinfo"):
+                    # Parsl's default run_dir would litter the working directory
+                    self.run_dir = self._home = make_run_dir("parsl")
+                elif self.run_dir is None:
+                    self.run_dir = Path(config.run_dir).absolute()
+                self._tag(self.run_dir)  # from here on, the reaper removes what this start leaves
             if config is None:
                 config = owned_config(self.options, self.run_dir)
                 if not self.options.logging:
@@ -167,14 +171,17 @@ class ParslExecutionBackend(Adapter):
             self.dfk = DataFlowKernel(config)
             with self._gate:
                 if self._closed:
-                    raise RuntimeError("the parsl backend was shut down while it started")
+                    raise _ShutDown
                 if self._config is None:
                     for executor in self.dfk.executors.values():
                         if executor.label == LABEL:
                             executor.scale_out_facade(self.options.blocks)
         else:
-            self._home = make_run_dir("parsl")  # cancel markers of tasks on your kernel, nothing else
-            self._tag(self._home)
+            with self._gate:
+                if self._closed:
+                    raise _ShutDown
+                self._home = make_run_dir("parsl")  # cancel markers of tasks on your kernel, nothing else
+                self._tag(self._home)
         labels = [label for label in self.dfk.executors if label != "_parsl_internal"]
         if self._labels is None:
             self._labels = labels
@@ -188,11 +195,14 @@ class ParslExecutionBackend(Adapter):
         self._run_command = wrap_error(run_command)
 
     def _tag(self, where: Path) -> None:
-        """Own the tag ``where`` stands for; the reaper kills everything carrying it if this process dies."""
+        """Own the tag ``where`` stands for; the reaper kills everything carrying it if this process dies.
+
+        Called holding the gate, so that a concurrent shutdown sees both or neither.
+        """
         self.owner_tag = str(where)
         self._markers = where / "flowbridge-cancelled"
         self._markers.mkdir(parents=True, exist_ok=True)
-        self._reaper = procs.Reaper(self.owner_tag, self._home)
+        self._reaper = procs.Reaper(self.owner_tag, None if self._keep else self._home)
 
     def _executor_objects(self) -> list[Any]:
         """The Parsl executors tasks go to (known once started, or from the config before)."""
@@ -274,7 +284,13 @@ class ParslExecutionBackend(Adapter):
         deadline = time.monotonic() + (CANCEL_BUDGET if cancel else PATIENT_BUDGET)
         if self._building is not None and not self._building.done():
             await asyncio.wait([self._building], timeout=BUILD_WAIT if cancel else max(1.0, _left(deadline)))
-        built = self._building is not None and self._building.done() and self._building.exception() is None
+        built = (
+            self._building is not None
+            and self._building.done()
+            and self._building.exception() is None
+            and self.dfk is not None
+            and not getattr(self.dfk, "cleanup_called", False)
+        )
         self._bulk = set()
         for handle in list(self._live):  # Parsl would leave them pending forever
             handle.cancel()
@@ -298,17 +314,14 @@ class ParslExecutionBackend(Adapter):
         except TimeoutError:
             _log.warning("%s did not finish within %.1f s", getattr(fn, "__name__", fn), timeout)
 
-    def _finish(self, deadline: float) -> None:
+    def _finish(self, deadline: float, wait_for_jobs: bool = True) -> None:
         """Blocking: kill whatever of ours is left, remove what flowbridge made, stop the reaper."""
-        with self._gate:
+        with self._gate:  # a build still running starts nothing from now on
             self._closed = True
-            if self._gone:
-                return
-            self._gone = True
         owner = self.owner_tag
         if owner is not None and self._owned:
             jobs = _cleanup.batch_jobs(self.dfk) if self.dfk is not None else []
-            _cleanup.kill_owned(owner, jobs, deadline)
+            _cleanup.kill_owned(owner, jobs, deadline if wait_for_jobs else None)
         elif owner is not None:  # a kernel of yours: only the commands of our tasks carry the tag
             procs.reap({procs.OWNER_ENV: owner})
         if self._home is not None:
@@ -341,18 +354,28 @@ class ParslExecutionBackend(Adapter):
         self._finish(time.monotonic() + BUILD_WAIT)
 
     def kill(self) -> None:
-        """Last resort (the engine gave up waiting for shutdown): kill what this backend owns, at once."""
+        """Last resort (the engine gave up waiting for shutdown): kill what this backend owns, at once.
+
+        SIGKILL to every process of the owner tag on this host and ``scancel`` of the owned
+        batch jobs, without waiting for them to leave the queue; the run directory goes.
+        """
         self._closed = True
+        self._bulk = set()
         for handle in list(self._live):
             handle.cancel()
-        self._finish(time.monotonic() + KILL_RESERVE)
+        self._bulk = None
+        self._finish(time.monotonic() + 1.0, wait_for_jobs=False)
 
 
-CANCEL_BUDGET = 7.0  # seconds shutdown(cancel=True) takes at most (the engine allows about 8)
-PATIENT_BUDGET = 120.0  # seconds a plain shutdown waits for the kernel before it kills what is left
-BUILD_WAIT = 3.0  # seconds shutdown(cancel=True) waits for a kernel still starting
-KILL_RESERVE = 2.5  # seconds kept for killing what is left and cancelling batch jobs
+CANCEL_BUDGET = 6.0  # seconds shutdown(cancel=True) takes at most (the engine allows 7, then calls kill)
+PATIENT_BUDGET = 50.0  # seconds a plain shutdown gives the kernel before it kills what is left (the engine: 60)
+BUILD_WAIT = 3.5  # seconds shutdown(cancel=True) waits for a kernel still starting
+KILL_RESERVE = 2.0  # seconds kept for killing what is left and cancelling batch jobs
 _OWN_OPTIONS = ("config", "dfk", "executors", "run_dir", "keep_run_dir")
+
+
+class _ShutDown(Exception):
+    """Shutdown began while the kernel was being built."""
 
 
 def _left(deadline: float) -> float:

@@ -193,8 +193,19 @@ def kill_commands(owner: str, tags: set[str], wait: float = 2.0) -> list[int]:
     return pids
 
 
-def kill_owned(owner: str, jobs: list[tuple[Any, list[str]]], deadline: float) -> None:
-    """Last resort: SIGKILL every process tagged ``owner`` on this host, cancel the batch jobs and wait."""
-    procs.reap({procs.OWNER_ENV: owner}, wait=max(0.1, min(2.0, deadline - time.monotonic())))
-    for provider, job_ids in jobs:  # those still queued are cancelled, then waited for
-        end_jobs(provider, job_ids, deadline)
+def kill_owned(owner: str, jobs: list[tuple[Any, list[str]]], deadline: float | None) -> None:
+    """SIGKILL every process tagged ``owner`` on this host, cancel the batch jobs and wait until
+    they left the queue (until ``deadline``; None: cancel them and return)."""
+    procs.reap({procs.OWNER_ENV: owner}, wait=1.0 if deadline is None else max(0.1, min(2.0, _left(deadline))))
+    for provider, job_ids in jobs:
+        if deadline is None:
+            try:
+                _cancel(provider, job_ids, timeout=1.0)
+            except Exception as exc:
+                _log.warning("cannot cancel batch jobs %s: %r", job_ids, exc)
+        else:  # those still queued are cancelled, then waited for
+            end_jobs(provider, job_ids, deadline)
+
+
+def _left(deadline: float) -> float:
+    return deadline - time.monotonic()
