@@ -242,3 +242,8 @@ def test_flowbridge_executor_facade_on_executorlib(tmp_path: Path) -> None:
         fs = exe.submit(where, resource_dict={"cwd": str(tmp_path / "w")})
         assert fs.result(timeout=60)[1] == str(tmp_path / "w")
         assert exe.submit(sum, [exe.submit(sum, [1, 2]), 3]).result(timeout=60) == 6
+
+
+async def test_a_command_on_one_node_takes_only_a_cwd(flow) -> None:
+    with pytest.raises(UnsupportedResource, match="put the count in the command"):
+        await asyncio.wait_for(flow.executable_task(resources=Resources(threads=2))(lambda: "true")(), 60)

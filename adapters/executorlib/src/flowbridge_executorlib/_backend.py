@@ -228,8 +228,10 @@ class ExecutorlibExecutionBackend(Adapter):
             kill = partial(procs.reap, {procs.TASK_ENV: tag})
         handle = Handle(label, self._live, self._why, kill)
         try:
-            if task.kind == "executable" and self.kind == "single_node" and not rd:
-                inner = _on_thread(fn, args, kwargs)  # a command on this node: no worker round trip needed
+            if task.kind == "executable" and self.kind == "single_node":
+                # a command on this node: run it from here (no worker round trip, never cached)
+                kwargs["cwd"] = _command_cwd(rd, label)
+                inner = _on_thread(fn, args, kwargs)
             elif self.executor is not None:
                 inner = self.executor.submit(fn, *args, resource_dict=rd, **kwargs) if rd else self.executor.submit(
                     fn, *args, **kwargs
@@ -286,6 +288,23 @@ class ExecutorlibExecutionBackend(Adapter):
 
     def _why(self, future: Any) -> str | None:
         return self._deaths.why(future) if self._deaths is not None else None
+
+
+def _command_cwd(rd: dict[str, Any], label: str) -> str | None:
+    """The working directory of a command on one node; other resources are the command's own business."""
+    from flowbridge import UnsupportedResource
+
+    other = sorted(set(rd) - {"cwd"})
+    if other:
+        raise UnsupportedResource(
+            f"the 'executorlib' backend (kind='single_node') runs the command of task {label} on this node as "
+            f"it is and cannot honour {', '.join(other)} for it: put the count in the command "
+            f"(e.g. mpirun -n 4 ..., OMP_NUM_THREADS=2 ...), or use kind='slurm_job'"
+        )
+    cwd = rd.get("cwd")
+    if cwd is not None:
+        os.makedirs(cwd, exist_ok=True)
+    return cwd
 
 
 def _kind_of(executor: Any) -> str:
