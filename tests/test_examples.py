@@ -41,3 +41,34 @@ def test_radical_examples_are_run_by_the_radical_tests():
     sources = "".join(p.read_text() for p in (ROOT / "tests" / "radical").glob("*.py"))
     missing = [p.name for p in RADICAL if p.name not in sources]
     assert not missing, f"examples not run by tests/radical: {missing}"
+
+
+PROFILES = """
+[profiles.dask]
+backend = "dask"
+n_workers = 2
+threads_per_worker = 1
+
+[profiles.parsl]
+backend = "parsl"
+workers = 2
+"""
+SEEDS = ["002_composite_dependent_blocks.py", "003_notebook_threads.py"]
+
+
+@pytest.mark.parametrize("profile", ["dask", "parsl"])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_seed_scripts_move_to_another_stack_by_profile_alone(seed, profile, tmp_path):
+    """The seeds build their own thread backend; an explicit profile still decides where they run."""
+    pytest.importorskip(f"flowbridge_{profile}")
+    (tmp_path / "flowbridge.toml").write_text(PROFILES)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "FLOWBRIDGE_RUN_DIR": str(tmp_path / "runs")}
+    result = subprocess.run(
+        [sys.executable, "-m", "flowbridge", "run", "--profile", profile, str(ROOT / "examples" / "seeds" / seed)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert EXPECTED.get(seed, "completed at") in result.stdout
+    assert f"flowbridge: profile {profile!r} (FLOWBRIDGE_PROFILE) runs the default route instead of" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["flowbridge.toml", "runs"]
+    assert list((tmp_path / "runs").iterdir()) == [], "the run directory was not removed"

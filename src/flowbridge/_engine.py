@@ -312,8 +312,8 @@ class WorkflowEngine:
         try:
             await asyncio.get_running_loop().create_future()
         except asyncio.CancelledError:
-            self._lifetime_ended = True
-            if self._closing is None:
+            if self._closing is None:  # not cancelled by shutdown(): the loop is being torn down
+                self._lifetime_ended = True
                 try:
                     _warn_unclosed(self, "its event loop ended")
                 finally:

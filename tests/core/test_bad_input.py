@@ -110,13 +110,15 @@ def test_unknown_backend_name_lists_known():
         WorkflowEngine(backend="daskk")
 
 
-def test_known_but_uninstalled_backend_names_the_extra():
-    with pytest.raises(
-        BackendUnavailable, match=r"'executorlib' is not installed; pip install \"flowbridge\[executorlib\]\""
-    ):
-        WorkflowEngine(backend="executorlib")
+def test_known_but_uninstalled_backend_names_the_extra(monkeypatch):
+    from flowbridge import _registry
+
+    monkeypatch.setitem(_registry.KNOWN, "flux", ("flowbridge_flux:FluxExecutionBackend", "flux"))
+    monkeypatch.setitem(_registry.CLASS_NAMES, "FluxExecutionBackend", "flux")
+    with pytest.raises(BackendUnavailable, match=r"'flux' is not installed; pip install \"flowbridge\[flux\]\""):
+        WorkflowEngine(backend="flux")
     with pytest.raises(ImportError):  # also catchable as the ImportError it is
-        from flowbridge import ExecutorlibExecutionBackend  # noqa: F401
+        from flowbridge import FluxExecutionBackend  # noqa: F401
 
 
 def test_wrong_backend_type():
