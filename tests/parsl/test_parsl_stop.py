@@ -224,11 +224,16 @@ def test_ctrl_c_leaves_a_users_kernel_usable(tmp_path: Path) -> None:
 # -- in this process, on the module's user DataFlowKernel ----------------------------------------
 
 
+def ours(backend: ParslExecutionBackend) -> list[int]:
+    """The backend's ``sleep 42`` processes."""
+    assert backend.owner_tag is not None
+    return [p for p in procs.find({procs.OWNER_ENV: backend.owner_tag}) if p in procs.find(text="sleep 42")]
+
+
 async def running_sleep(backend: ParslExecutionBackend, timeout: float = STARTUP) -> list[int]:
     deadline = time.monotonic() + timeout
     while True:
-        assert backend.owner_tag is not None
-        found = [p for p in procs.find({procs.OWNER_ENV: backend.owner_tag}) if p in procs.find(text="sleep 42")]
+        found = ours(backend)
         if found:
             return found
         assert time.monotonic() < deadline, "sleep 42 never started"
@@ -255,11 +260,16 @@ async def test_cancel_and_timeout_kill_the_command(user_dfk: Any) -> None:
             await task
         assert await gone(pids), "sleep 42 still runs after its task was cancelled"
 
-        timed = flow.executable_task(timeout=1.0)(lambda: "sleep 42")()
-        pids = await running_sleep(backend)
+        # the worker is warm: the command starts at once, well before the deadline
+        timed = flow.executable_task(timeout=5.0)(lambda: "sleep 42")()
+        seen: set[int] = set()
+        while not timed.done():
+            seen.update(ours(backend))
+            await asyncio.sleep(0.05)
         with pytest.raises(TaskTimeout):
-            await asyncio.wait_for(timed, STARTUP)
-        assert await gone(pids), "sleep 42 still runs after its task timed out"
+            await timed
+        assert seen, "sleep 42 never started within the task's 5 s"
+        assert await gone(list(seen)), "sleep 42 still runs after its task timed out"
 
 
 async def test_a_command_cancelled_before_it_started_never_runs(user_dfk: Any) -> None:
@@ -273,9 +283,7 @@ async def test_a_command_cancelled_before_it_started_never_runs(user_dfk: Any) -
         for task in tasks:
             task.cancel()
         await asyncio.sleep(1.5)  # the queued ones reached the freed workers by now
-        owner = backend.owner_tag
-        assert owner is not None
-        assert [p for p in procs.find({procs.OWNER_ENV: owner}) if p in procs.find(text="sleep 42")] == []
+        assert ours(backend) == []
 
 
 async def test_shutdown_cancel_kills_commands_and_leaves_the_users_kernel(user_dfk: Any) -> None:
