@@ -110,6 +110,9 @@ class ParslExecutionBackend(Adapter):
         self._home: Path | None = None  # the directory flowbridge made for this backend (removed at the end)
         self._markers: Path | None = None  # cancel markers of executable tasks
         self._bulk: set[str] | None = None  # tags collected while shutdown cancels everything
+        self._kill_lock = threading.Lock()
+        self._doomed: set[str] = set()  # tags of cancelled commands still to kill
+        self._killer = False  # a thread is killing them
 
     def __repr__(self) -> str:
         if not self._owned:
@@ -266,11 +269,21 @@ class ParslExecutionBackend(Adapter):
         if self._bulk is not None:
             self._bulk.add(handle.tag)
             return
-        owner = self.owner_tag
-        if owner is not None:
-            threading.Thread(
-                target=_cleanup.kill_commands, args=(owner, {handle.tag}), name="flowbridge-parsl-kill", daemon=True
-            ).start()
+        with self._kill_lock:  # one killer thread at a time, however many tasks are cancelled at once
+            self._doomed.add(handle.tag)
+            if self._killer:
+                return
+            self._killer = True
+        threading.Thread(target=self._kill_doomed, name="flowbridge-parsl-kill", daemon=True).start()
+
+    def _kill_doomed(self) -> None:
+        while True:
+            with self._kill_lock:
+                tags, self._doomed = self._doomed, set()
+                if not tags or self.owner_tag is None:
+                    self._killer = False
+                    return
+            _cleanup.kill_commands(self.owner_tag, tags)
 
     async def shutdown(self, *, cancel: bool = True) -> None:
         """Settle every task; kill the commands of cancelled executables; release what this backend owns.
@@ -287,6 +300,7 @@ class ParslExecutionBackend(Adapter):
         built = (
             self._building is not None
             and self._building.done()
+            and not self._building.cancelled()
             and self._building.exception() is None
             and self.dfk is not None
             and not getattr(self.dfk, "cleanup_called", False)
@@ -297,7 +311,7 @@ class ParslExecutionBackend(Adapter):
         tags, self._bulk = self._bulk, None
         owner = self.owner_tag
         if tags and owner is not None:
-            await self._bounded(_cleanup.kill_commands, owner, tags, timeout=min(3.0, _left(deadline)))
+            await self._bounded(_cleanup.kill_commands, owner, tags, timeout=max(0.5, min(3.0, _left(deadline))))
         if self._owned and built:
             try:
                 step = _cleanup.dfk_cleanup if cancel else _cleanup.cleanup
