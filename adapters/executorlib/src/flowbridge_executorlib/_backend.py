@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import threading
+import uuid
 import warnings
 from functools import partial
 from pathlib import Path
@@ -112,6 +113,7 @@ class ExecutorlibExecutionBackend(Adapter):
         self._pool_size = 0
         self._jobs: dict[str, Handle] = {}  # slurm_cluster: live handles by task uid
         self._watcher: asyncio.Task[None] | None = None
+        self._token = uuid.uuid4().hex[:12]  # tags this adapter's commands when it has no run dir (your executor)
         self._closed = False
 
     def __repr__(self) -> str:
@@ -178,6 +180,7 @@ class ExecutorlibExecutionBackend(Adapter):
 
     def kill(self) -> None:
         """Kill every worker and command this adapter started, cancel its jobs, remove its run dir."""
+        self._closed = True
         for handle in list(self._live):
             handle.cancel()
         self._clean_up()
@@ -222,7 +225,7 @@ class ExecutorlibExecutionBackend(Adapter):
             args: tuple[Any, ...] = (task.func, tuple(task.args), dict(task.kwargs))
             kwargs: dict[str, Any] = {}
         else:
-            tag = f"{self.owner_tag or 'executorlib'}:{task.uid}:{task.attempt}"
+            tag = f"{self.owner_tag or 'executorlib-' + self._token}:{task.uid}:{task.attempt}"
             fn, args = worker.run_command, (task.command,)
             kwargs = {"task": tag, "owner": self.owner_tag}
             kill = partial(procs.reap, {procs.TASK_ENV: tag})
