@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import signal
 import threading
 import time
@@ -144,33 +145,41 @@ _NOISE = ("dig: command not found", "ping: command not found", "gtod.sh", "tar: 
 
 
 def pilot_error(sandbox: str | os.PathLike[str] | None, limit: int = 1500) -> str:
-    """The agent's own words on why a pilot failed, read from its sandbox: stderr files, error log lines."""
+    """The agent's own words on why a pilot failed, read from its sandbox: stderr files first, then
+    the error lines of its logs (words in paths do not count), at most ``limit`` characters."""
     if not sandbox:
         return ""
     root = Path(sandbox)
     if not root.is_dir():
         return ""
-    lines: list[str] = []
-
-    def add(name: str, text: str) -> None:
-        for line in text.splitlines():
-            line = line.strip()
-            if line and not any(n in line for n in _NOISE) and f"{name}: {line}" not in lines:
-                lines.append(f"{name}: {line}")
-
     names = sorted(p.name for p in root.iterdir() if p.is_file())
-    order = ["bootstrap_0.err", "agent_0.err"] + [n for n in names if n.endswith(".err")]
-    for name in dict.fromkeys(order):
-        path = root / name
-        if path.is_file():
-            add(name, _tail(path, 20))
-    for name in ["bootstrap_0.out", "agent_0.log", *(n for n in names if n.endswith(".log"))]:
-        path = root / name
-        if path.is_file():
-            text = _tail(path, 200)
-            add(name, "\n".join(ln for ln in text.splitlines() if any(w in ln.lower() for w in _ERROR_WORDS)))
-    text = "\n".join(lines[-25:])
-    return text[-limit:]
+
+    def lines_of(name: str, count: int, errors_only: bool) -> list[str]:
+        out = []
+        for line in _tail(root / name, count).splitlines():
+            line = line.strip()
+            words = re.sub(r"\S*/\S*", " ", line).lower()  # not the paths: a run dir may say "failed"
+            if not line or any(n in line for n in _NOISE):
+                continue
+            if errors_only and not any(w in words for w in _ERROR_WORDS):
+                continue
+            out.append(f"{name}: {line}")
+        return out
+
+    said: list[str] = []
+    for name in dict.fromkeys(["bootstrap_0.err", "agent_0.err", *(n for n in names if n.endswith(".err"))]):
+        if (root / name).is_file():
+            said += [line for line in lines_of(name, 10, False) if line not in said]
+    logged: list[str] = []
+    for name in dict.fromkeys(["bootstrap_0.out", "agent_0.log", *(n for n in names if n.endswith(".log"))]):
+        if (root / name).is_file():
+            logged += [line for line in lines_of(name, 200, True) if line not in logged and line not in said]
+    text = "\n".join(said[-15:])[-limit:]
+    for line in logged[-10:]:
+        if len(text) + len(line) + 1 > limit:
+            break
+        text = f"{text}\n{line}" if text else line
+    return text
 
 
 def _tail(path: Path, count: int) -> str:
