@@ -278,6 +278,11 @@ async def test_shutdown_cancel_returns_soon_while_a_python_function_runs() -> No
     napping = flow.function_task(time.sleep)(60)
     await asyncio.sleep(1.0)
     pids = list((await backend.client.run(os.getpid)).values())
+    for pid in pids:  # as a terminal's Ctrl-C reaches them (they share the driver's process group)
+        os.kill(pid, signal.SIGINT)
+    await asyncio.sleep(1.0)
+    assert all(procs.alive(p) for p in pids), "a Dask worker process died of SIGINT"
+    assert not napping.done()
     t0 = time.monotonic()
     await flow.shutdown(cancel=True)
     took = time.monotonic() - t0

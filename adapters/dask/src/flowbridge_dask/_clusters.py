@@ -131,7 +131,9 @@ async def local_cluster(
     if settings["processes"]:
         settings["env"] = {**(options.get("env") or {}), OWNER_ENV: owner}
         preload = options.get("preload") or []
-        settings["preload"] = [*([preload] if isinstance(preload, str) else preload), "flowbridge_dask._preload"]
+        # By file, not module name: a worker then imports neither flowbridge nor this package to start.
+        ours = str(Path(__file__).with_name("_preload.py"))
+        settings["preload"] = [*([preload] if isinstance(preload, str) else preload), ours]
     cluster = LocalCluster(**settings)  # asynchronous: starts when awaited
     try:
         with _quiet("distributed"):  # a worker that cannot start makes Dask log pages of tracebacks

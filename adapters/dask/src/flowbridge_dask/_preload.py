@@ -1,4 +1,4 @@
-"""Dask worker preload for the worker processes of a LocalCluster flowbridge owns.
+"""Dask worker preload (by file path) for the worker processes of a LocalCluster flowbridge owns.
 
 Those processes share the driver's process group, so a terminal's Ctrl-C reaches
 them too: without this, each dies of KeyboardInterrupt with a traceback and its
