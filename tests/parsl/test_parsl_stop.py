@@ -261,14 +261,14 @@ async def test_cancel_and_timeout_kill_the_command(user_dfk: Any) -> None:
         assert await gone(pids), "sleep 42 still runs after its task was cancelled"
 
         # the worker is warm: the command starts at once, well before the deadline
-        timed = flow.executable_task(timeout=5.0)(lambda: "sleep 42")()
+        timed = flow.executable_task(timeout=8.0)(lambda: "sleep 42")()
         seen: set[int] = set()
         while not timed.done():
             seen.update(ours(backend))
             await asyncio.sleep(0.05)
         with pytest.raises(TaskTimeout):
             await timed
-        assert seen, "sleep 42 never started within the task's 5 s"
+        assert seen, "sleep 42 never started within the task's 8 s"
         assert await gone(list(seen)), "sleep 42 still runs after its task timed out"
 
 
