@@ -163,8 +163,10 @@ class Kernel:
                 out.append(f"{msg['content']['ename']}: {msg['content']['evalue']}\n")
             elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
                 break
-        reply = self.kc.get_shell_msg(timeout=max(1.0, deadline - time.monotonic()))
-        return "".join(out), reply["content"]
+        while True:  # the reply to this cell, not a late one to an earlier request
+            reply = self.kc.get_shell_msg(timeout=max(1.0, deadline - time.monotonic()))
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return "".join(out), reply["content"]
 
     def wait_output(self, msg_id: str, text: str, timeout: float = 120.0) -> None:
         """Wait until the running cell ``msg_id`` printed ``text``."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import sys
 import threading
 import time
@@ -417,21 +418,23 @@ def _warn_unclosed(engine: WorkflowEngine, why: str) -> None:
 
 #: Synchronous engines (own loop thread) still open; finished at interpreter exit.
 _open_sync: weakref.WeakSet[WorkflowEngine] = weakref.WeakSet()
-_exit_hook = False
+_exit_hook_pid = 0
 
 
 def _finish_at_exit(engine: WorkflowEngine) -> None:
     """Remember a synchronous engine, so interpreter exit finishes (or cancels) its tasks."""
-    global _exit_hook
+    global _exit_hook_pid
     _open_sync.add(engine)
-    if not _exit_hook:
-        _exit_hook = True
+    if not _exit_hook_pid:
+        _exit_hook_pid = os.getpid()
         # Before concurrent.futures joins its threads, as its own exit hook is registered earlier.
         threading._register_atexit(_close_open_engines)  # type: ignore[attr-defined]
 
 
 def _close_open_engines() -> None:
     """At exit: as concurrent.futures does, let submitted work finish; after Ctrl-C, cancel it."""
+    if os.getpid() != _exit_hook_pid:  # a forked child (a pool process) inherits the hook, not the engines
+        return
     interrupted = getattr(sys, "last_type", None) is KeyboardInterrupt
     for engine in list(_open_sync):
         if engine._closed or engine._loop is None or engine._loop.is_closed():
