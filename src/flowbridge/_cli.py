@@ -10,6 +10,7 @@ import os
 import sys
 import types
 from pathlib import Path
+from typing import Any
 
 USAGE = """usage: flowbridge run [--profile NAME] [--debug] SCRIPT [ARGS...] [-- SCRIPT-ARGS...]
        flowbridge compare --profiles A,B[,...] [--json PATH] [--timeout S] [--debug] SCRIPT [ARGS...]
@@ -60,9 +61,19 @@ def run_script(path: str, argv: list[str]) -> None:
     try:
         result = eval(code, module.__dict__)
         if inspect.iscoroutine(result):
-            asyncio.run(result)
+            asyncio.run(_closing_engines(result))
     finally:
         sys.modules["__main__"], sys.argv, sys.path[0] = saved_main, saved_argv, saved_path0
+
+
+async def _closing_engines(body: Any) -> None:
+    """The script's body; then the engines it left open are shut down while the loop still runs."""
+    from ._engine import shutdown_left_open
+
+    try:
+        await body
+    finally:
+        await shutdown_left_open()
 
 
 def _backends() -> int:

@@ -122,6 +122,7 @@ class WorkflowEngine:
         self._starting = loop.create_task(self._start_backends(), name="flowbridge-start")
         if self._thread is None:  # on the user's loop: follow its end
             self._lifetime = loop.create_task(self._watch_lifetime(), name="flowbridge-lifetime")
+            _on_user_loops.add(self)
             if "ipykernel" in sys.modules:
                 self._wake()
 
@@ -314,13 +315,16 @@ class WorkflowEngine:
             await asyncio.get_running_loop().create_future()
         except asyncio.CancelledError:
             if self._closing is None:  # not cancelled by shutdown(): the loop is being torn down
-                self._lifetime_ended = True
-                try:
-                    _warn_unclosed(self, "its event loop ended")
-                finally:
-                    self._closed = True
-                    await self._shutdown_once(True, None)
+                await self._end_with_loop()
             raise
+
+    async def _end_with_loop(self) -> None:
+        self._lifetime_ended = True
+        try:
+            _warn_unclosed(self, "its event loop ended")
+        finally:
+            self._closed = True
+            await self._shutdown_once(True, None)
 
     def _stop_thread(self) -> None:
         thread, self._thread = self._thread, None
@@ -414,6 +418,23 @@ def _warn_unclosed(engine: WorkflowEngine, why: str) -> None:
         ResourceWarning,
         stacklevel=1,
     )
+
+
+#: Engines bound to a loop of the user's; see shutdown_left_open.
+_on_user_loops: weakref.WeakSet[WorkflowEngine] = weakref.WeakSet()
+
+
+async def shutdown_left_open() -> None:
+    """Shut down (cancel=True) the engines of this loop nobody shut down, as the loop's end would.
+
+    ``flowbridge run`` calls it when the script's body ends, normally or by Ctrl-C,
+    before ``asyncio.run`` cancels every task of the loop: a framework's own tasks
+    (a Dask client's) are still alive then, so the backends close as cleanly as
+    after an explicit ``shutdown()``.
+    """
+    loop = asyncio.get_running_loop()
+    left = [e for e in list(_on_user_loops) if e._loop is loop and e._closing is None]
+    await asyncio.gather(*(e._end_with_loop() for e in left))
 
 
 #: Synchronous engines (own loop thread) still open; finished at interpreter exit.
