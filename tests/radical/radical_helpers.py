@@ -9,10 +9,8 @@ import time
 ENV_BEFORE = dict(os.environ)
 
 
-def processes_mentioning(text: str, files: bool = False) -> list[str]:
-    """Live (non-zombie) processes whose command line or environment contains ``text``; with ``files``
-    also those whose working directory or open files do (RP's proxy worker is a fork of the driver:
-    only its open log files tell; but a live RP client also holds files of its pilots open)."""
+def processes_mentioning(text: str) -> list[str]:
+    """Live (non-zombie) processes whose command line or environment contains ``text``."""
     found = []
     needle = text.encode()
     for pid in os.listdir("/proc"):
@@ -28,19 +26,19 @@ def processes_mentioning(text: str, files: bool = False) -> list[str]:
                 environ = fh.read()
         except OSError:
             continue
-        if needle in cmdline or needle in environ or (files and _uses(pid, text)):
+        if needle in cmdline or needle in environ:
             shown = cmdline.replace(b"\0", b" ").decode(errors="replace").strip()[:160]
             found.append(f"{pid}: {shown}")
     return found
 
 
-def wait_until_gone(text: str, seconds: float = 15.0, files: bool = False) -> list[str]:
+def wait_until_gone(text: str, seconds: float = 15.0) -> list[str]:
     """Processes still mentioning ``text`` after up to ``seconds`` (processes take a moment to exit)."""
     deadline = time.monotonic() + seconds
-    left = processes_mentioning(text, files)
+    left = processes_mentioning(text)
     while left and time.monotonic() < deadline:
         time.sleep(0.5)
-        left = processes_mentioning(text, files)
+        left = processes_mentioning(text)
     return left
 
 
@@ -65,19 +63,3 @@ def close_leftover_zmq() -> None:
     for obj in objects:
         if isinstance(obj, zmq.Context) and obj is not shared and not obj.closed:
             obj.destroy(linger=0)
-
-
-def _uses(pid: str, text: str) -> bool:
-    """The process works in, or holds a file open under, a path containing ``text``."""
-    links = [f"/proc/{pid}/cwd"]
-    try:
-        links += [f"/proc/{pid}/fd/{fd}" for fd in os.listdir(f"/proc/{pid}/fd")]
-    except OSError:
-        return False
-    for link in links:
-        try:
-            if text in os.readlink(link):
-                return True
-        except OSError:
-            continue
-    return False
