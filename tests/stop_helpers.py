@@ -131,7 +131,8 @@ class Kernel:
 
         self.km = KernelManager(kernel_name="python3")
         self.km.kernel_cmd = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-        self.km.start_kernel(cwd=str(cwd), env={**os.environ, **(env or {})})
+        home = {"IPYTHONDIR": str(cwd / ".ipython")}  # no profile litter in the user's HOME
+        self.km.start_kernel(cwd=str(cwd), env={**os.environ, **home, **(env or {})})
         self.kc = self.km.client()
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=60)
