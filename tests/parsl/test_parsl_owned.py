@@ -11,7 +11,7 @@ import psutil
 from parsl_helpers import user_config
 
 from flowbridge import ParslExecutionBackend, TaskState, WorkflowEngine
-from flowbridge.testing.suite import add, sleep_then
+from flowbridge.testing.bodies import add, sleep_then
 
 QUICK = 60.0
 

@@ -28,7 +28,7 @@ from flowbridge import (
     WorkerLost,
     WorkflowEngine,
 )
-from flowbridge.testing.suite import sleep_then
+from flowbridge.testing.bodies import sleep_then
 
 pytestmark = pytest.mark.timeout(300)  # the first test may wait for the shared pilot to start
 QUICK = 60.0

@@ -14,6 +14,17 @@ The ``flowbridge`` pytest plugin also runs it on any backend named with
 ``--flowbridge-backend=NAME`` through the ``flowbridge_backend`` fixture.
 """
 
-from .suite import ConformanceSuite
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["ConformanceSuite"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: importing flowbridge.testing.bodies in a worker must not import pytest.
+    if name == "ConformanceSuite":
+        from .suite import ConformanceSuite
+
+        return ConformanceSuite
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,59 +19,17 @@ from flowbridge import (
     WorkflowEngine,
 )
 
+from .bodies import add, async_add, fail, flaky, pid, sleep_then, sleep_touch, total, touch
+
+# The bodies are re-exported for the tests that used them from here.
+__all__ = ["ConformanceSuite", "add", "async_add", "fail", "flaky", "pid"]
+__all__ += ["sleep_then", "sleep_touch", "total", "touch"]
+
 # Bounds on waiting, so a broken adapter fails a test instead of hanging it.
 QUICK = 60.0
 # Long enough to be still running when cancelled; short enough that a backend which
 # cannot stop running work (threads) is not held up for long at shutdown.
 LONG = 3.0
-
-
-def add(a: Any, b: Any) -> Any:
-    return a + b
-
-
-async def async_add(a: Any, b: Any) -> Any:
-    await asyncio.sleep(0.01)
-    return a + b
-
-
-def total(items: Any) -> Any:
-    if isinstance(items, dict):
-        return sum(items.values())
-    return sum(items)
-
-
-def fail(message: str) -> None:
-    raise KeyError(message)
-
-
-def touch(path: str, *_: Any) -> str:
-    Path(path).write_text("ran")
-    return path
-
-
-def sleep_then(seconds: float, value: Any = None) -> Any:
-    time.sleep(seconds)
-    return value
-
-
-def sleep_touch(seconds: float, path: str) -> None:
-    time.sleep(seconds)
-    Path(path).write_text("ran")
-
-
-def flaky(counter: str, failures: int) -> int:
-    """Fails ``failures`` times (counted in a file), then returns the attempt number."""
-    path = Path(counter)
-    attempt = int(path.read_text()) + 1 if path.exists() else 1
-    path.write_text(str(attempt))
-    if attempt <= failures:
-        raise RuntimeError(f"attempt {attempt} fails on purpose")
-    return attempt
-
-
-def pid() -> int:
-    return os.getpid()
 
 
 class ConformanceSuite:
