@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 # Pages owned by the adapter engineers (docs/adapters/{dask,parsl,radical}.md) are built,
 # not run: their examples need the frameworks those adapters drive.
-PAGES = ["index.md", "guide.md", "backends.md", "resources.md", "errors.md", "adapters/concurrent.md"]
+PAGES = ["index.md", "guide.md", "backends.md", "resources.md", "errors.md", "asyncflow.md", "adapters/concurrent.md"]
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```[ \t]*$", re.M | re.S)
 RUNNABLE = "# runnable"
 FILE = re.compile(r"#\s*file:\s*(\S+)\s*$")

@@ -21,18 +21,24 @@ from ._errors import (
     BackendUnavailable,
     ConfigError,
     DependencyFailed,
+    DependencyFailureError,
     EngineClosed,
     FlowbridgeError,
+    InvalidTaskBody,
     TaskFailed,
     TaskTimeout,
     UnsupportedResource,
     WorkerLost,
 )
+from ._noop import NoopExecutionBackend
 from ._resources import Resources
 from ._task import TaskFuture, TaskState
 
 if TYPE_CHECKING:
     from ._executor import Executor
+
+#: RADICAL-AsyncFlow's name for the concurrent.futures backend.
+LocalExecutionBackend = ConcurrentExecutionBackend
 
 __version__ = "0.1.0"
 
@@ -42,10 +48,14 @@ __all__ = [
     "ConfigError",
     "DaskExecutionBackend",
     "DependencyFailed",
+    "DependencyFailureError",
     "EngineClosed",
     "Executor",
     "ExecutorlibExecutionBackend",
     "FlowbridgeError",
+    "InvalidTaskBody",
+    "LocalExecutionBackend",
+    "NoopExecutionBackend",
     "ParslExecutionBackend",
     "RadicalExecutionBackend",
     "Resources",

@@ -56,7 +56,9 @@ class ConcurrentExecutionBackend(Adapter):
         *,
         processes: bool = False,
         max_workers: int | None = None,
+        name: str | None = None,
     ) -> None:
+        self._named(name)
         if not isinstance(processes, bool):
             raise TypeError(f"ConcurrentExecutionBackend(processes={processes!r}): processes must be True or False")
         if max_workers is not None and (

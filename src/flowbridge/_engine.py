@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import itertools
 import logging
 import os
 import sys
 import threading
 import time
+import uuid
 import warnings
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, overload
 
 from ._errors import EngineClosed, FlowbridgeError
@@ -37,22 +39,50 @@ class WorkflowEngine:
     ``WorkflowEngine()`` runs on local threads, or on the profile named by
     ``FLOWBRIDGE_PROFILE``; ``backend=`` takes an adapter or a registry name
     ("concurrent", "dask", "parsl", "radical", "executorlib"); ``backends=``
-    takes several by route name, the first being the default. The engine works
+    takes several by route name, the first being the default, and so does a list
+    ``backend=[b1, b2]`` whose routes are the adapters' ``name=``. The engine works
     inside a running loop (``await WorkflowEngine.create()``, ``async with``) and
     from plain synchronous code, where it runs its own loop on a thread.
+
+    ``dry_run=True`` puts a :class:`NoopExecutionBackend` on every route: the graph
+    is built and walked, no task body runs. ``uid`` names the engine (and the
+    directory of its captured output); ``work_dir`` is where that directory goes.
     """
 
     def __init__(
         self,
-        backend: Adapter | str | None = None,
+        backend: Adapter | str | Sequence[Adapter | str] | None = None,
         *,
         backends: Mapping[str, Adapter | str] | None = None,
+        dry_run: bool = False,
+        uid: str | None = None,
+        work_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         from ._registry import resolve_backends
 
+        if not isinstance(dry_run, bool):
+            raise TypeError(f"WorkflowEngine(dry_run={dry_run!r}): dry_run is True or False")
+        if uid is not None and (not isinstance(uid, str) or not uid or os.sep in uid):
+            raise ValueError(f"WorkflowEngine(uid={uid!r}): uid is a non-empty str without {os.sep!r}")
+        if work_dir is not None and not isinstance(work_dir, (str, os.PathLike)):
+            raise TypeError(f"WorkflowEngine(work_dir={work_dir!r}): work_dir is a path (str or Path)")
+        #: This engine's id: names its captured-output directory (``work_dir/uid``).
+        self.uid: str = uid or f"flowbridge.{uuid.uuid4().hex[:8]}"
+        self.work_dir = work_dir
+        self.dry_run = dry_run
         self._adapters: dict[str, Any]
-        self._adapters, self._replaced = resolve_backends(backend, backends)
+        if dry_run:
+            if backend is not None and backends is not None:
+                raise TypeError("WorkflowEngine takes backend= or backends=, not both")
+            from ._noop import dry_run_backends
+
+            self._adapters, self._replaced = dry_run_backends(backend, backends), None
+        else:
+            self._adapters, self._replaced = resolve_backends(backend, backends)
         self._default = next(iter(self._adapters))
+        self._scope: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+            f"flowbridge_workflow.{self.uid}", default=None
+        )
         self._counter = itertools.count(1)
         self._live: set[TaskFuture] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -68,6 +98,7 @@ class WorkflowEngine:
         self._lifetime: asyncio.Task[None] | None = None
         self._cancelling = False
         self._lifetime_ended = False
+        self._keep_backends = False
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -83,14 +114,48 @@ class WorkflowEngine:
         """The adapters by route name; the first is the default."""
         return dict(self._adapters)
 
+    @property
+    def backend(self) -> Any:
+        """The default backend (the first one given)."""
+        return self._adapters[self._default]
+
+    def workflow_scope(self, workflow_id: str | None = None) -> WorkflowScope:
+        """``async with flow.workflow_scope("etl-42"):`` tags every task called inside with that id.
+
+        Without an id one is made (``wf-<hex8>``); the ``as`` target receives it. A
+        ``workflow_id=`` given to one call wins over the scope; tasks called in a
+        block with no scope around them carry the block's uid. ``with`` works too.
+        """
+        if workflow_id is not None and (not isinstance(workflow_id, str) or not workflow_id):
+            raise TypeError(f"workflow_scope({workflow_id!r}): the workflow id is a non-empty str")
+        return WorkflowScope(self._scope, workflow_id or f"wf-{uuid.uuid4().hex[:8]}")
+
+    def _capture_dir(self) -> str:
+        """Where executable tasks with ``capture_stdio=True`` write: ``<work_dir>/<uid>``, made on first use.
+
+        ``work_dir`` defaults to ``$FLOWBRIDGE_RUN_DIR``, else ``<tmp>/flowbridge-<user>``,
+        never the working directory. It is the user's output: shutdown leaves it.
+        """
+        from .adapter import run_root
+
+        path = os.path.join(os.fspath(self.work_dir) if self.work_dir is not None else run_root(), self.uid)
+        os.makedirs(path, exist_ok=True)
+        return path
+
     # -- construction and lifetime -------------------------------------------------------
 
     @classmethod
     async def create(
-        cls, backend: Adapter | str | None = None, *, backends: Mapping[str, Adapter | str] | None = None
+        cls,
+        backend: Adapter | str | Sequence[Adapter | str] | None = None,
+        dry_run: bool = False,
+        *,
+        backends: Mapping[str, Adapter | str] | None = None,
+        uid: str | None = None,
+        work_dir: str | os.PathLike[str] | None = None,
     ) -> WorkflowEngine:
-        """Build an engine and wait until its backends are up."""
-        engine = cls(backend, backends=backends)
+        """Build an engine (same arguments as the constructor) and wait until its backends are up."""
+        engine = cls(backend, backends=backends, dry_run=dry_run, uid=uid, work_dir=work_dir)
         await engine.start()
         return engine
 
@@ -216,7 +281,9 @@ class WorkflowEngine:
                 f"({', '.join(map(repr, self._adapters))}); pass backends={{{route!r}: ...}} to WorkflowEngine"
             ) from None
 
-    async def shutdown(self, *, cancel: bool = False, timeout: float | None = None) -> None:
+    async def shutdown(
+        self, *, cancel: bool = False, timeout: float | None = None, skip_execution_backend: bool = False
+    ) -> None:
         """Finish (or with ``cancel=True`` cancel) every task, then close the backends.
 
         Idempotent. A plain shutdown logs (INFO) which tasks it waits for; with
@@ -224,10 +291,14 @@ class WorkflowEngine:
         ``cancel=True`` it returns within 10 s whatever runs: a backend that does
         not close within its budget has what it started killed and is abandoned,
         with a WARNING. Backends close only what they created; a client, cluster
-        or executor the user brought stays up.
+        or executor the user brought stays up. ``skip_execution_backend=True``
+        (asyncflow's name) closes the engine and leaves its backends up, for the
+        next engine to use (``WorkflowEngine(backend=flow.backend)``, on the same
+        event loop); whoever uses them last shuts them down.
         """
         _check_timeout(timeout)
         self._closed = True
+        self._keep_backends = self._keep_backends or bool(skip_execution_backend)
         loop = self._loop
         if loop is None or loop.is_closed():  # never used, or already closed
             return
@@ -239,10 +310,13 @@ class WorkflowEngine:
         await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._shutdown_once(cancel, timeout), loop))
         self._stop_thread()
 
-    def close(self, *, cancel: bool = False, timeout: float | None = None) -> None:
+    def close(
+        self, *, cancel: bool = False, timeout: float | None = None, skip_execution_backend: bool = False
+    ) -> None:
         """Synchronous shutdown, for code that does not run an event loop itself. Idempotent."""
         _check_timeout(timeout)
         self._closed = True
+        self._keep_backends = self._keep_backends or bool(skip_execution_backend)
         loop = self._loop
         if loop is None or loop.is_closed():
             return
@@ -278,14 +352,18 @@ class WorkflowEngine:
             _log.info(
                 "shutdown waits for %d unfinished task(s): %s%s; shutdown(cancel=True) cancels them, "
                 "timeout= bounds the wait",
-                len(self._live), shown, more,
+                len(self._live),
+                shown,
+                more,
             )
             self._idle = asyncio.get_running_loop().create_future()
             done, _ = await asyncio.wait({self._idle}, timeout=timeout)
             if not done and self._live:
                 _log.warning(
                     "shutdown: %d task(s) still unfinished after %g s, cancelling them: %s",
-                    len(self._live), timeout, ", ".join(f"{t.uid} ({t.name})" for t in self._live),
+                    len(self._live),
+                    timeout,
+                    ", ".join(f"{t.uid} ({t.name})" for t in self._live),
                 )
                 cancel = True
         if cancel or self._cancelling:
@@ -295,7 +373,7 @@ class WorkflowEngine:
             self._starting.cancel()
             await asyncio.wait({self._starting})
         budget = CANCEL_BUDGET if cancel else CLOSE_BUDGET
-        closing = list(self._adapters.values())
+        closing = [] if self._keep_backends else list(self._adapters.values())
         if self._replaced is not None and self._replaced.__dict__.get("_fb_starting") is not None:
             closing.append(self._replaced)  # started by the script, then replaced by a profile
         await asyncio.gather(*(_close_adapter(a, cancel, budget) for a in closing))
@@ -362,6 +440,15 @@ class WorkflowEngine:
         """Make an async function a block: a composite workflow run on the driver's loop."""
         return self._decorate("block", "block", func, options)
 
+    @overload
+    def prompt_task(self, func: Callable[..., Any], /, **options: Any) -> TaskTemplate: ...
+    @overload
+    def prompt_task(self, func: None = None, /, **options: Any) -> Callable[[Callable[..., Any]], TaskTemplate]: ...
+
+    def prompt_task(self, func: Any = None, /, **options: Any) -> Any:
+        """Make a function that returns a prompt str a task: a backend with "prompts" answers it."""
+        return self._decorate("prompt_task", "prompt", func, options)
+
     def _decorate(self, decorator: str, kind: Any, func: Any, options: dict[str, Any]) -> Any:
         options = check_options(decorator, options)
         if func is not None:
@@ -373,6 +460,27 @@ class WorkflowEngine:
             return TaskTemplate(self, fn, kind, options)
 
         return wrap
+
+
+class WorkflowScope:
+    """What ``flow.workflow_scope()`` returns: a context manager, ``async with`` or ``with``."""
+
+    def __init__(self, var: contextvars.ContextVar[str | None], workflow_id: str) -> None:
+        self._var, self.workflow_id = var, workflow_id
+        self._tokens: list[contextvars.Token[str | None]] = []
+
+    def __enter__(self) -> str:
+        self._tokens.append(self._var.set(self.workflow_id))
+        return self.workflow_id
+
+    def __exit__(self, *exc: object) -> None:
+        self._var.reset(self._tokens.pop())
+
+    async def __aenter__(self) -> str:
+        return self.__enter__()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.__exit__()
 
 
 async def _start(adapter: Any) -> None:

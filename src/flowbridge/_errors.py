@@ -28,17 +28,22 @@ def _rebuild_task_failed(message: str, exit_code: int | None, stderr: str) -> Ta
 
 
 class DependencyFailed(FlowbridgeError):
+    """A task was not run because a task it depends on failed.
+
+    ``__cause__`` is the dependency's own error, so following the chain of
+    causes leads to the root failure; ``root`` (also ``root_cause``, asyncflow's
+    name) holds that root directly. ``failed_dependencies`` names every direct
+    dependency known to have failed when the task was failed (asyncflow's
+    DependencyFailureError, an alias of this class, has the same attribute).
+    """
+
     root: BaseException
     origin: str
     depth: int
 
-    """A task was not run because a task it depends on failed.
-
-    ``__cause__`` is the dependency's own error, so following the chain of
-    causes leads to the root failure; ``root`` holds that root directly.
-    """
-
-    def __init__(self, task: str, dependency: str, cause: BaseException) -> None:
+    def __init__(
+        self, task: str, dependency: str, cause: BaseException, failed_dependencies: list[str] | None = None
+    ) -> None:
         root: BaseException
         if isinstance(cause, DependencyFailed):
             root, origin, depth = cause.root, cause.origin, cause.depth + 1
@@ -50,13 +55,25 @@ class DependencyFailed(FlowbridgeError):
             path = f"{dependency} <- {origin}"
         else:
             path = f"{dependency} <- ... <- {origin}"
-        super().__init__(f"task {task} was not run: dependency {path} failed with {type(root).__name__}: {root}")
+        failed = list(failed_dependencies) if failed_dependencies else [dependency]
+        also = f" (failed dependencies: {', '.join(failed)})" if len(failed) > 1 else ""
+        super().__init__(f"task {task} was not run: dependency {path} failed with {type(root).__name__}: {root}{also}")
         self.task = task
         self.dependency = dependency
+        self.failed_dependencies = failed
         self.origin = origin  # the task whose own error started the failure
         self.depth = depth
         self.root = root
         self.__cause__ = cause
+
+    @property
+    def root_cause(self) -> BaseException:
+        """asyncflow's name for :attr:`root`."""
+        return self.root
+
+
+#: RADICAL-AsyncFlow's name for DependencyFailed.
+DependencyFailureError = DependencyFailed
 
 
 class TaskTimeout(FlowbridgeError, TimeoutError):
@@ -69,6 +86,14 @@ class WorkerLost(FlowbridgeError):
 
 class UnsupportedResource(FlowbridgeError, ValueError):
     """A task asked for a resource its adapter cannot honour."""
+
+
+class InvalidTaskBody(FlowbridgeError, TypeError, ValueError):
+    """An executable or prompt task's body returned something that is not a command (or a prompt).
+
+    Both a TypeError (what flowbridge raised first) and a ValueError (what
+    RADICAL-AsyncFlow raises), so code written for either catches it.
+    """
 
 
 class BackendUnavailable(FlowbridgeError, ImportError):

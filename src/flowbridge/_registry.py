@@ -11,6 +11,7 @@ from ._errors import BackendUnavailable, ConfigError
 #: name -> (``module:Class``, pip extra that installs it)
 KNOWN: dict[str, tuple[str, str | None]] = {
     "concurrent": ("flowbridge._concurrent:ConcurrentExecutionBackend", None),
+    "noop": ("flowbridge._noop:NoopExecutionBackend", None),
     "dask": ("flowbridge_dask:DaskExecutionBackend", "dask"),
     "parsl": ("flowbridge_parsl:ParslExecutionBackend", "parsl"),
     "radical": ("flowbridge_radical:RadicalExecutionBackend", "radical"),
@@ -106,6 +107,23 @@ def _as_adapter(value: Any, where: str) -> Any:
     )
 
 
+def _by_name(backends: list[Any] | tuple[Any, ...]) -> dict[str, Any]:
+    """``backend=[b1, b2]`` (asyncflow's form): routes are the adapters' names, the first is the default."""
+    if not backends:
+        raise TypeError("WorkflowEngine(backend=[...]) takes a non-empty list of adapters")
+    adapters: dict[str, Any] = {}
+    for i, item in enumerate(backends):
+        adapter = _as_adapter(item, f"WorkflowEngine(backend=[...])[{i}]")
+        route = str(getattr(adapter, "name", f"backend{i}"))
+        if route in adapters:
+            raise ValueError(
+                f"WorkflowEngine(backend=[...]): two backends are named {route!r}; give each its own name, "
+                f"e.g. ConcurrentExecutionBackend(name='compute'), and route tasks with backend='compute'"
+            )
+        adapters[route] = adapter
+    return adapters
+
+
 def resolve_backends(backend: Any, backends: Mapping[str, Any] | None) -> tuple[dict[str, Any], Any]:
     """The engine's adapters by route name, from ``backend=`` or ``backends=`` or the config.
 
@@ -122,6 +140,8 @@ def resolve_backends(backend: Any, backends: Mapping[str, Any] | None) -> tuple[
         if not isinstance(backends, Mapping) or not backends:
             raise TypeError("WorkflowEngine(backends=...) takes a non-empty dict of route name -> adapter")
         adapters = {str(k): _as_adapter(v, f"backends[{k!r}]") for k, v in backends.items()}
+    elif isinstance(backend, (list, tuple)):
+        adapters = _by_name(backend)
     elif backend is None:
         return {"default": default_backend()}, None
     else:
@@ -136,6 +156,8 @@ def resolve_backends(backend: Any, backends: Mapping[str, Any] | None) -> tuple[
 
     logging.getLogger("flowbridge.engine").warning(
         "flowbridge: profile %r (%s) runs the default route instead of the script's %r",
-        name, ENV_PROFILE, replaced,
+        name,
+        ENV_PROFILE,
+        replaced,
     )
     return adapters, replaced

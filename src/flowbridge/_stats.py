@@ -45,7 +45,7 @@ class Stats:
             return None if a is None or b is None else round(b - a, 6)
 
         record: dict[str, Any] = {
-            "backends": [getattr(a, "name", type(a).__name__) for a in adapters],
+            "backends": [getattr(type(a), "name", type(a).__name__) for a in adapters],
             "where": [repr(a).strip("<>") for a in adapters],
             "profile": os.environ.get("FLOWBRIDGE_PROFILE") or None,
             "startup_s": span(self.created, self.ready),

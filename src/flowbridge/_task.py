@@ -13,12 +13,14 @@ import contextvars
 import enum
 import inspect
 import logging
+import os
+import shlex
 import threading
 from typing import TYPE_CHECKING, Any
 
-from ._command import as_command
+from ._command import as_command, as_prompt
 from ._deps import find_futures, substitute
-from ._errors import DependencyFailed, TaskTimeout, UnsupportedResource
+from ._errors import DependencyFailed, TaskFailed, TaskTimeout, UnsupportedResource
 from .adapter import Remote, TaskSpec
 
 if TYPE_CHECKING:
@@ -76,9 +78,11 @@ class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
         "_parked",
         "_pending",
         "_remote",
+        "_resources",
         "_spec",
         "_timer",
         "_tmpl",
+        "_workflow_id",
         "uid",
     )
 
@@ -103,6 +107,8 @@ class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
         self._timer: asyncio.TimerHandle | None = None
         self._children: set[TaskFuture] | None = None
         self._block: TaskFuture | None = None
+        self._workflow_id: str | None = None
+        self._resources: Any = None  # a call's own task_description, as Resources
         block = current_block.get()
         if block is not None and block._engine is engine and block._fb is RUNNING:
             self._block = block
@@ -119,6 +125,11 @@ class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
     @property
     def state(self) -> TaskState:
         return self._fb
+
+    @property
+    def workflow_id(self) -> str | None:
+        """The workflow tag: ``workflow_id=`` of the call, else the enclosing workflow_scope or block."""
+        return self._workflow_id
 
     def cancel(self, msg: Any = None) -> bool:
         """Cancel the task, its backend work where the framework can, and its dependents."""
@@ -286,7 +297,8 @@ class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
 
     def _fail_dependency(self, dep: Any, exc: BaseException) -> None:
         label = f"{dep.uid} ({dep.name})" if isinstance(dep, TaskFuture) else repr(dep)
-        self._fail(DependencyFailed(f"{self.uid} ({self.name})", label, exc), final=True)
+        others = [_dep_name(d) for d in self._deps or () if d is not dep and _has_failed(d)]
+        self._fail(DependencyFailed(f"{self.uid} ({self.name})", label, exc, [_dep_name(dep), *others]), final=True)
 
     def _unsettled_native(self) -> bool:
         return any(d._fb not in _FINAL for d in self._native_deps or ())
@@ -317,7 +329,8 @@ class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
         try:
             args, kwargs = self._values()
             if tmpl.kind == "function":
-                self._submit(TaskSpec(self.uid, tmpl.name, "function", tmpl.func, args, kwargs, None, tmpl.resources))
+                resources = self._resources or tmpl.resources
+                self._submit(TaskSpec(self.uid, tmpl.name, "function", tmpl.func, args, kwargs, None, resources))
                 return
             body = tmpl.func(*args, **kwargs)
         except BaseException as exc:
@@ -326,13 +339,31 @@ class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
         if tmpl.kind == "block":
             context = contextvars.copy_context()
             context.run(current_block.set, self)
+            context.run(self._engine._scope.set, self._workflow_id or self.uid)
             self._watch(self.get_loop().create_task(body, context=context))
         elif asyncio.iscoroutine(body) and not inspect.isgenerator(body):
-            self._fb = RUNNING
-            self._handle = command = self.get_loop().create_task(body)
-            _future_add_done_callback(command, self._on_command)
+            self._start_body(body)
         else:
-            self._submit_command(body)
+            self._body_done(body)
+
+    def _start_body(self, body: Any) -> None:
+        """Run an ``async def`` executable or prompt body now, up to its first real wait.
+
+        Most return their command without awaiting anything: they are handed over
+        at once, in the order they were called, like function tasks. One that
+        waits finishes on a loop task.
+        """
+        try:
+            waiting_on = body.send(None)
+        except StopIteration as stop:
+            self._body_done(stop.value)
+            return
+        except BaseException as exc:
+            self._fail(exc, final=True)
+            return
+        self._fb = RUNNING
+        self._handle = command = self.get_loop().create_task(_resume(body, waiting_on))
+        _future_add_done_callback(command, self._on_command)
 
     def _on_command(self, command: asyncio.Task) -> None:  # type: ignore[type-arg]
         if command is not self._handle:
@@ -343,16 +374,27 @@ class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
         elif command.exception() is not None:
             self._fail(command.exception(), final=True)  # type: ignore[arg-type]
         else:
-            self._submit_command(command.result())
+            self._body_done(command.result())
 
-    def _submit_command(self, body_result: Any) -> None:
+    def _body_done(self, body_result: Any) -> None:
+        """An executable's body gave its command (a prompt task's, its prompt): hand it over."""
+        tmpl = self._tmpl
+        resources = self._resources or tmpl.resources
         try:
+            if tmpl.kind == "prompt":
+                prompt = as_prompt(body_result, self)
+                self._submit(TaskSpec(self.uid, tmpl.name, "prompt", resources=resources, prompt=prompt))
+                return
             command = as_command(body_result, self)
-        except TypeError as exc:
+            if tmpl.capture_stdio and not self._engine.dry_run:
+                command = _redirected(command, self._captured("stdout"), self._captured("stderr"))
+        except (TypeError, OSError) as exc:
             self._fail(exc, final=True)
             return
-        tmpl = self._tmpl
-        self._submit(TaskSpec(self.uid, tmpl.name, "executable", None, (), None, command, tmpl.resources))
+        self._submit(TaskSpec(self.uid, tmpl.name, "executable", None, (), None, command, resources))
+
+    def _captured(self, stream: str) -> str:
+        return os.path.join(self._engine._capture_dir(), f"{self.uid}.{stream}")
 
     # -- running ----------------------------------------------------------------------
 
@@ -401,6 +443,8 @@ class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
             self.cancel()
             return
         exc = handle.exception()
+        if exc is not None and self._tmpl.capture_stdio and isinstance(exc, TaskFailed):
+            exc = self._with_captured_stderr(exc)
         if exc is None:
             self._succeed(handle.result())
         elif self._native_deps and self._unsettled_native():
@@ -409,6 +453,18 @@ class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
             self._fail_dependency(failed, failed._exception_of())  # the framework re-raised its error here
         else:
             self._fail(exc)
+
+    def _with_captured_stderr(self, exc: TaskFailed) -> TaskFailed:
+        err = self._captured("stderr")
+        try:
+            with open(err, "rb") as fh:
+                fh.seek(max(0, os.fstat(fh.fileno()).st_size - 2000))
+                tail = fh.read().decode(errors="replace")
+        except OSError:
+            tail = exc.stderr
+        out = TaskFailed(f"{exc} (its output: {self._captured('stdout')}, {err})", exit_code=exc.exit_code, stderr=tail)
+        out.__cause__ = exc.__cause__
+        return out
 
     def _on_timeout(self, handle: Any) -> None:
         if handle is not self._handle:
@@ -460,6 +516,8 @@ class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
             if self._callbacks:  # awaited (or a dependent waits for the value) already: fetch now
                 self._demand()
             return
+        if self._tmpl.capture_stdio and not self._engine.dry_run:
+            value = self._captured("stdout")  # asyncflow's contract: the result is where stdout went
         self._finish(DONE)
         self.set_result(value)
 
@@ -515,3 +573,46 @@ class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
             self.set_exception(exc)
         else:
             self.set_result(task.result())
+
+
+def _dep_name(dep: Any) -> str:
+    return dep.name if isinstance(dep, TaskFuture) else repr(dep)
+
+
+def _has_failed(dep: Any) -> bool:
+    """A dependency that has ended with an error (never blocks, never fetches)."""
+    if isinstance(dep, TaskFuture):
+        return dep._fb is FAILED
+    return bool(_future_done(dep) and not dep.cancelled() and dep.exception() is not None)
+
+
+def _redirected(command: str | tuple[str, ...], stdout: str, stderr: str) -> str:
+    """The command with its output sent to files (``capture_stdio=True``), as one shell command."""
+    shell = command if isinstance(command, str) else shlex.join(command)
+    return f"(\n{shell}\n) >{shlex.quote(stdout)} 2>{shlex.quote(stderr)}"
+
+
+async def _resume(body: Any, waiting_on: Any) -> Any:
+    """Finish a coroutine whose first step already ran (``_start_body``), as its own Task would.
+
+    ``waiting_on`` is what the step yielded: None (a bare yield, ``sleep(0)``) or
+    the future it awaits. Cancelling this task cancels that future, so the body
+    sees CancelledError where it waits, as under a Task.
+    """
+    while True:
+        throw: BaseException | None = None
+        try:
+            if waiting_on is None:
+                await asyncio.sleep(0)
+            else:
+                waiting_on._asyncio_future_blocking = False
+                await asyncio.wait((waiting_on,))
+        except asyncio.CancelledError as exc:
+            if waiting_on is not None and waiting_on.cancel():
+                pass  # the body reads the cancelled future's result: CancelledError inside it
+            else:
+                throw = exc
+        try:
+            waiting_on = body.throw(throw) if throw is not None else body.send(None)
+        except StopIteration as stop:
+            return stop.value

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
+from . import _description
 from ._errors import UnsupportedResource
 from ._resources import Resources
 from ._task import TaskFuture
@@ -16,9 +18,10 @@ from .adapter import TaskSpec
 if TYPE_CHECKING:
     from ._engine import WorkflowEngine
 
-Kind = Literal["function", "executable", "block"]
-OPTIONS = ("name", "resources", "retries", "timeout", "backend")
-_KIND_CAPABILITY = {"function": "functions", "executable": "executables"}
+Kind = Literal["function", "executable", "block", "prompt"]
+OPTIONS = ("name", "resources", "retries", "timeout", "backend", "task_description", "capture_stdio")
+_KIND_CAPABILITY = {"function": "functions", "executable": "executables", "prompt": "prompts"}
+_log = logging.getLogger("flowbridge.task")
 
 
 class TaskTemplate:
@@ -28,10 +31,16 @@ class TaskTemplate:
         self.engine = engine
         self.func = func
         self.kind = kind
+        self._kind_any: Any = kind  # as TaskSpec.kind (never "block" where it is used)
         self.name: str = options.get("name") or getattr(func, "__name__", None) or type(func).__name__
         self.retries: int = options.get("retries", 0)
         self.timeout: float | None = options.get("timeout")
-        self.resources: Resources | None = options.get("resources")
+        #: asyncflow's task_description: the function's own default, then the decorator's
+        self.description = {**_description.declared(func), **options.get("task_description", {})}
+        self.resources: Resources | None = _description.resources(
+            self.description, options.get("resources"), f"task {self.name}"
+        )
+        self.capture_stdio: bool = options.get("capture_stdio", False)
         self.adapter: Any = None  # an Adapter, or any object with its methods
         if kind != "block":
             route = options.get("backend")
@@ -44,19 +53,39 @@ class TaskTemplate:
         adapter: Any = self.adapter
         capability = _KIND_CAPABILITY[self.kind]
         caps: frozenset[str] = getattr(adapter, "capabilities", frozenset())
+        if self.kind == "prompt" and capability not in caps:
+            raise NotImplementedError(
+                f"the {getattr(adapter, 'name', adapter)!r} backend does not answer prompt tasks ({self.name}): "
+                f"a prompt task needs an inference backend, an adapter that declares the 'prompts' capability "
+                f"(flowbridge ships none yet); route it there with backend=..., or build the graph without "
+                f"running it with NoopExecutionBackend or WorkflowEngine(dry_run=True)"
+            )
         if capability not in caps:
             raise UnsupportedResource(
                 f"the {getattr(adapter, 'name', adapter)!r} backend does not run {self.kind} tasks "
                 f"({self.name}); route it to a backend that does with backend=..."
             )
         if self.resources is not None and hasattr(adapter, "check_resources"):
-            kind: Any = self.kind
-            adapter.check_resources(TaskSpec("at decoration", self.name, kind, resources=self.resources))
+            adapter.check_resources(TaskSpec("at decoration", self.name, self._kind_any, resources=self.resources))
 
     def __call__(self, *args: Any, **kwargs: Any) -> TaskFuture:
         engine = self.engine
+        workflow_id = resources = None
+        if kwargs and ("workflow_id" in kwargs or "task_description" in kwargs):  # asyncflow's call-time options
+            workflow_id = kwargs.pop("workflow_id", None)
+            if workflow_id is not None and not isinstance(workflow_id, str):
+                raise TypeError(f"{self.name}(workflow_id={workflow_id!r}): a workflow id is a str")
+            if "task_description" in kwargs:
+                where = f"{self.name}(task_description=...)"
+                wanted = {**self.description, **_description.check(kwargs.pop("task_description"), where)}
+                resources = _description.resources(wanted, None, where)
+                if resources is not None and hasattr(self.adapter, "check_resources"):
+                    self.adapter.check_resources(TaskSpec("at call", self.name, self._kind_any, resources=resources))
         loop = engine._loop_for_call()
         fut = TaskFuture(engine, self, f"{self._prefix}.{next(engine._counter):06d}")
+        fut._workflow_id = workflow_id or engine._scope.get()
+        if resources is not None:
+            fut._resources = resources
         engine._live.add(fut)
         if engine._stats is not None:
             engine._stats.submitted()
@@ -92,8 +121,16 @@ def check_options(decorator: str, options: dict[str, Any]) -> dict[str, Any]:
     backend = out.get("backend")
     if backend is not None and not isinstance(backend, str):
         raise TypeError(f"{decorator}(backend={backend!r}): name one of the engine's backends as a str")
+    if "task_description" in out:
+        out["task_description"] = _description.check(out["task_description"], f"{decorator}(task_description=...)")
+    capture = out.get("capture_stdio", False)
+    if not isinstance(capture, bool):
+        raise TypeError(f"{decorator}(capture_stdio={capture!r}): capture_stdio is True or False")
+    if capture and decorator != "executable_task":
+        _log.warning("%s(capture_stdio=True) is ignored: only executable tasks have output to capture", decorator)
+        out["capture_stdio"] = False
     if decorator == "block":
-        for refused in ("resources", "backend", "retries"):
+        for refused in ("resources", "backend", "retries", "task_description"):
             if out.get(refused):
                 raise TypeError(
                     f"block({refused}=...) is not supported: a block runs on the driver's loop; "

@@ -46,13 +46,20 @@ def make_run_dir(prefix: str) -> Path:
     (``<tmp>/flowbridge-<user>/``). The adapter removes it at shutdown unless the
     user asked to keep it.
     """
-    import getpass
     import tempfile
     from pathlib import Path
 
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=run_root()))
+
+
+def run_root() -> str:
+    """``$FLOWBRIDGE_RUN_DIR``, else ``<tmp>/flowbridge-<user>``: where flowbridge's files go (made, 0700)."""
+    import getpass
+    import tempfile
+
     root = os.environ.get(ENV_RUN_DIR) or os.path.join(tempfile.gettempdir(), f"flowbridge-{getpass.getuser()}")
     os.makedirs(root, mode=0o700, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=root))
+    return root
 
 
 #: Everything an adapter may declare in ``capabilities``.
@@ -60,6 +67,7 @@ CAPABILITIES = frozenset(
     {
         "functions",  # runs Python function tasks
         "executables",  # runs executable tasks (commands)
+        "prompts",  # runs prompt tasks (a prompt str to an inference service)
         "async_functions",  # runs ``async def`` bodies on a loop kept per worker
         "cancel_running",  # can stop a task that has started
         "native_dependencies",  # accepts its own handles as arguments (see Adapter.native)
@@ -80,25 +88,27 @@ Handle = Union["asyncio.Future[Any]", "concurrent.futures.Future[Any]"]
 class TaskSpec:
     """One attempt of one task, as the engine hands it to an adapter.
 
-    ``kind`` is ``"function"`` (run ``func(*args, **kwargs)``) or ``"executable"``
-    (run ``command``: a ``str`` through a shell, or a tuple of argv without one).
+    ``kind`` is ``"function"`` (run ``func(*args, **kwargs)``), ``"executable"``
+    (run ``command``: a ``str`` through a shell, or a tuple of argv without one) or
+    ``"prompt"`` (answer ``prompt``, a ``str``; only adapters declaring "prompts" get these).
     Dependencies are already replaced by their values, or by the adapter's own
     native handles when it declared ``native_dependencies``.
     """
 
-    __slots__ = ("args", "attempt", "command", "func", "kind", "kwargs", "name", "resources", "uid")
+    __slots__ = ("args", "attempt", "command", "func", "kind", "kwargs", "name", "prompt", "resources", "uid")
 
     def __init__(
         self,
         uid: str,
         name: str,
-        kind: Literal["function", "executable"],
+        kind: Literal["function", "executable", "prompt"],
         func: Callable[..., Any] | None = None,
         args: tuple[Any, ...] = (),
         kwargs: Mapping[str, Any] | None = None,
         command: str | tuple[str, ...] | None = None,
         resources: Resources | None = None,
         attempt: int = 1,
+        prompt: str | None = None,
     ) -> None:
         self.uid = uid
         self.name = name
@@ -109,6 +119,7 @@ class TaskSpec:
         self.command = command
         self.resources = resources
         self.attempt = attempt
+        self.prompt = prompt
 
     def __repr__(self) -> str:
         return f"TaskSpec({self.uid!r}, {self.name!r}, {self.kind!r}, attempt={self.attempt})"
@@ -137,7 +148,8 @@ class Adapter:
     request the adapter cannot honour into :class:`UnsupportedResource` at submit.
     """
 
-    name: ClassVar[str]
+    #: The registry name ("dask"); an instance given ``name=`` at construction carries its own.
+    name: str
     capabilities: ClassVar[frozenset[str]] = frozenset()
     supported_resources: ClassVar[frozenset[str]] = frozenset()
 
@@ -196,6 +208,14 @@ class Adapter:
 
     # -- helpers for subclasses -----------------------------------------------------
 
+    def _named(self, name: str | None) -> None:
+        """Take the ``name=`` every adapter's constructor accepts: the route it serves in ``backend=[...]``."""
+        if name is None:
+            return
+        if not isinstance(name, str) or not name.strip():
+            raise TypeError(f"{type(self).__name__}(name={name!r}): name must be a non-empty str")
+        self.name = name
+
     async def ensure_started(self) -> None:
         """Run ``start`` once, however many engines or awaits ask for it."""
         starting = self.__dict__.get("_fb_starting")
@@ -218,6 +238,9 @@ class Adapter:
             return
         asked = set(res.requested())
         unsupported = sorted(asked - set(self.supported_resources))
+        if "extra" in unsupported:  # name the keys: they are what the user wrote (task_description=, extra=)
+            unsupported.remove("extra")
+            unsupported += [f"{key!r} (extra)" for key in res.extra]
         if unsupported:
             supported = ", ".join(sorted(self.supported_resources)) or "none"
             raise UnsupportedResource(

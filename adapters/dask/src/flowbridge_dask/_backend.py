@@ -67,7 +67,21 @@ class DaskExecutionBackend(Adapter):
     )
     supported_resources = SUPPORTED
 
-    def __init__(
+    def __init__(self, options: Mapping[str, Any] | None = None, /, **keywords: Any) -> None:
+        """Options as keywords, or as one dict (``DaskExecutionBackend({"n_workers": 2})``, asyncflow 0.1's form)."""
+        if options is not None:
+            if not isinstance(options, Mapping):
+                raise TypeError(
+                    f"DaskExecutionBackend({options!r}): the one positional argument is a dict of options; "
+                    f"or pass them as keywords, e.g. DaskExecutionBackend(n_workers=2)"
+                )
+            twice = sorted(set(options) & set(keywords))
+            if twice:
+                raise TypeError(f"DaskExecutionBackend: {', '.join(twice)} given both in the dict and as keywords")
+            keywords = {**options, **keywords}
+        self._setup(**keywords)
+
+    def _setup(
         self,
         *,
         address: str | None = None,
@@ -81,8 +95,10 @@ class DaskExecutionBackend(Adapter):
         resource_timeout: float | None = 300.0,
         connect_timeout: float = 10.0,
         keep_run_dir: bool = False,
+        name: str | None = None,
         **cluster_options: Any,
     ) -> None:
+        self._named(name)
         self.source, jobqueue, adapt = check_options(
             address, scheduler_file, client, cluster, jobqueue, jobs, adapt, worker_resources, cluster_options
         )

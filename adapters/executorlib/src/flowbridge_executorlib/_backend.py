@@ -78,8 +78,10 @@ class ExecutorlibExecutionBackend(Adapter):
         *,
         kind: str = "single_node",
         cache_directory: str | os.PathLike[str] | None = None,
+        name: str | None = None,
         **executor_options: Any,
     ) -> None:
+        self._named(name)
         if executor is not None:
             if not callable(getattr(executor, "submit", None)):
                 raise TypeError(f"executor= takes an executorlib executor, not {type(executor).__name__}")
@@ -236,8 +238,10 @@ class ExecutorlibExecutionBackend(Adapter):
                 kwargs["cwd"] = _command_cwd(rd, label)
                 inner = _on_thread(fn, args, kwargs)
             elif self.executor is not None:
-                inner = self.executor.submit(fn, *args, resource_dict=rd, **kwargs) if rd else self.executor.submit(
-                    fn, *args, **kwargs
+                inner = (
+                    self.executor.submit(fn, *args, resource_dict=rd, **kwargs)
+                    if rd
+                    else self.executor.submit(fn, *args, **kwargs)
                 )
             elif self._owned is not None:
                 with warnings.catch_warnings():  # executorlib cannot validate pysqa's keys (job_name, partition)
@@ -363,7 +367,7 @@ def _check_installed(kind: str, cache_directory: Any) -> None:
         )
     if kind == "slurm_cluster" and not installed("pysqa"):
         raise BackendUnavailable(
-            'kind=\'slurm_cluster\' needs pysqa, which is not installed; pip install "flowbridge-executorlib[cluster]"'
+            "kind='slurm_cluster' needs pysqa, which is not installed; pip install \"flowbridge-executorlib[cluster]\""
         )
     if kind == "slurm_cluster" and not installed("h5py"):
         raise BackendUnavailable(

@@ -57,8 +57,10 @@ class ParslExecutionBackend(Adapter):
         executors: Sequence[str] | str | None = None,
         run_dir: str | Path | None = None,
         keep_run_dir: bool = False,
+        name: str | None = None,
         **options: Any,
     ) -> None:
+        self._named(name)
         if dfk is not None and config is not None:
             raise ConfigError("ParslExecutionBackend takes config= or dfk=, not both")
         if dfk is not None and not (hasattr(dfk, "submit") and hasattr(dfk, "executors")):
