@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,15 @@ from .bodies import add, async_add, fail, flaky, pid, sleep_then, sleep_touch, t
 # The bodies are re-exported for the tests that used them from here.
 __all__ = ["ConformanceSuite", "add", "async_add", "fail", "flaky", "pid"]
 __all__ += ["sleep_then", "sleep_touch", "total", "touch"]
+
+MAIN_SOURCE = """
+class FlowbridgePoint:
+    def __init__(self, x):
+        self.x = x
+
+def flowbridge_make_point(x):
+    return FlowbridgePoint(x)
+"""
 
 # Bounds on waiting, so a broken adapter fails a test instead of hanging it.
 QUICK = 60.0
@@ -213,6 +223,19 @@ class ConformanceSuite:
         a = flow.function_task(add)
         results = await asyncio.wait_for(asyncio.gather(*(a(i, i) for i in range(200))), QUICK * 2)
         assert results == [2 * i for i in range(200)]
+
+    @pytest.mark.asyncio
+    async def test_main_class_comes_back_as_the_drivers_own(
+        self, flow: WorkflowEngine, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # As in a script: a class and a task function defined in __main__; the worker
+        # builds an instance; the driver must get an instance of its own class back.
+        namespace: dict[str, Any] = {"__name__": "__main__"}
+        exec(MAIN_SOURCE, namespace)
+        for name in ("FlowbridgePoint", "flowbridge_make_point"):
+            monkeypatch.setattr(sys.modules["__main__"], name, namespace[name], raising=False)
+        point = await asyncio.wait_for(flow.function_task(namespace["flowbridge_make_point"])(3), QUICK)
+        assert type(point) is namespace["FlowbridgePoint"] and point.x == 3
 
     # -- blocks and shutdown -----------------------------------------------------------------
 
