@@ -105,3 +105,15 @@ def test_registered_and_importable_from_flowbridge() -> None:
     assert ep.load() is direct
     adapted = DaskExecutionBackend(jobqueue="SLURM", adapt=[0, 2], cores=1, memory="1GB")  # plain data, as in TOML
     assert "jobqueue" in repr(adapted) and adapted.cluster is None and adapted.client is None
+
+
+def test_options_as_one_dict_as_asyncflow_0_1_wrote_them() -> None:
+    from_dict = DaskExecutionBackend({"jobqueue": "slurm", "jobs": 2, "cores": 1, "memory": "1GB"}, name="hpc")
+    assert repr(from_dict) == repr(DaskExecutionBackend(jobqueue="slurm", jobs=2, cores=1, memory="1GB"))
+    assert from_dict.name == "hpc"
+    with pytest.raises(TypeError, match="in the dict and as keywords"):
+        DaskExecutionBackend({"n_workers": 1}, n_workers=2)
+    with pytest.raises(TypeError, match="dict of options"):
+        DaskExecutionBackend(["n_workers", 1])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="n_workers"):  # the same checks as keywords
+        DaskExecutionBackend({"address": "tcp://127.0.0.1:1", "n_workers": 2})
