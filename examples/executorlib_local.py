@@ -1,7 +1,7 @@
 """flowbridge on executorlib, one node: a block-allocated pool for plain tasks, one process per task
 for tasks that ask for resources, and results cached across runs.
 
-    pip install "flowbridge[executorlib]" "flowbridge-executorlib[cache]"
+    pip install "flowbridge[executorlib]"
     python examples/executorlib_local.py
 
 The workers are executorlib's; flowbridge tags them with its run directory, so they die

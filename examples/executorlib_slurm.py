@@ -1,7 +1,7 @@
 """flowbridge on executorlib with SLURM: srun inside an allocation (`slurm_job`) or one sbatch job
 per task (`slurm_cluster`).
 
-    pip install "flowbridge[executorlib]" "flowbridge-executorlib[cluster,cache]"
+    pip install "flowbridge[executorlib]"
     sbatch -n 4 --wrap "python examples/executorlib_slurm.py"   # slurm_job inside the allocation
     python examples/executorlib_slurm.py                         # from a login node
 

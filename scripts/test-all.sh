@@ -23,8 +23,7 @@ python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install -q uv
 UV="python3 -m uv"
 [ -x .venv/bin/python ] || $UV venv -q -p python3 .venv
 $UV pip install -q -p .venv/bin/python -c constraints.txt \
-    -e ".[dev]" -e "adapters/dask[jobqueue]" -e adapters/parsl -e adapters/radical \
-    -e "adapters/executorlib[cache,cluster]"
+    -e ".[dev,all]"
 
 log "lint (ruff) and types (mypy)"
 .venv/bin/ruff check src adapters tests benchmarks

@@ -1,7 +1,7 @@
 """Seed 004, the executorlib paper's other features on one node: a resource_dict per call,
 futures as arguments (dependencies), and the cache (`cache_directory`).
 
-    pip install "flowbridge-executorlib[cache]"
+    pip install "flowbridge[executorlib]"
     python examples/seeds/004_resources_dependencies_cache.py
 
 `from flowbridge_executorlib import Executor` runs on executorlib through

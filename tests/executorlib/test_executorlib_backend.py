@@ -82,7 +82,7 @@ def test_cache_without_h5py_is_unavailable(tmp_path: Path) -> None:
         "except BackendUnavailable as exc:\n    print(exc)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path)
-    assert 'needs h5py' in out.stdout and 'flowbridge-executorlib[cache]' in out.stdout, out.stdout + out.stderr
+    assert 'needs h5py' in out.stdout and 'flowbridge[executorlib]' in out.stdout, out.stdout + out.stderr
     assert list(tmp_path.iterdir()) == []
 
 

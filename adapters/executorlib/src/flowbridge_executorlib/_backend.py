@@ -356,7 +356,7 @@ def _check_installed(kind: str, cache_directory: Any) -> None:
     """BackendUnavailable, naming what to install, for what executorlib would otherwise hang on."""
     if cache_directory is not None and not installed("h5py"):
         raise BackendUnavailable(
-            'cache_directory= needs h5py, which is not installed; pip install "flowbridge-executorlib[cache]" '
+            'cache_directory= needs h5py, which is not installed; pip install "flowbridge[executorlib]" '
             "(without it executorlib never resolves a cached task)"
         )
     if kind.startswith("flux") and not installed("flux"):
@@ -367,12 +367,12 @@ def _check_installed(kind: str, cache_directory: Any) -> None:
         )
     if kind == "slurm_cluster" and not installed("pysqa"):
         raise BackendUnavailable(
-            "kind='slurm_cluster' needs pysqa, which is not installed; pip install \"flowbridge-executorlib[cluster]\""
+            "kind='slurm_cluster' needs pysqa, which is not installed; pip install \"flowbridge[executorlib]\""
         )
     if kind == "slurm_cluster" and not installed("h5py"):
         raise BackendUnavailable(
             "kind='slurm_cluster' passes tasks through files and needs h5py, which is not installed; "
-            'pip install "flowbridge-executorlib[cluster,cache]"'
+            'pip install "flowbridge[executorlib]"'
         )
     needs = {"slurm_job": "srun", "slurm_cluster": "sbatch"}.get(kind)
     if needs is not None and shutil.which(needs) is None:
