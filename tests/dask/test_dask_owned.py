@@ -117,3 +117,10 @@ def test_options_as_one_dict_as_asyncflow_0_1_wrote_them() -> None:
         DaskExecutionBackend(["n_workers", 1])  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="n_workers"):  # the same checks as keywords
         DaskExecutionBackend({"address": "tcp://127.0.0.1:1", "n_workers": 2})
+
+
+async def test_threads_only_cluster_starts_and_listens_nowhere_but_loopback() -> None:
+    backend = DaskExecutionBackend(n_workers=1, threads_per_worker=2, processes=False)  # inproc://, in this process
+    async with WorkflowEngine(backend=backend) as flow:
+        assert await asyncio.wait_for(flow.function_task(inc)(1), QUICK) == 2
+        assert listening_addresses() <= {"127.0.0.1"}

@@ -128,6 +128,8 @@ async def local_cluster(
             **options.get("scheduler_kwargs", {}),
         },
     }
+    if not settings["processes"] and "protocol" not in options and "host" not in options:
+        settings.pop("host")  # threads in this process talk inproc://, which takes no host
     if settings["processes"]:
         settings["env"] = {**(options.get("env") or {}), OWNER_ENV: owner}
         preload = options.get("preload") or []
