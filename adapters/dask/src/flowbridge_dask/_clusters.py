@@ -128,8 +128,10 @@ async def local_cluster(
             **options.get("scheduler_kwargs", {}),
         },
     }
-    if not settings["processes"] and "protocol" not in options and "host" not in options:
-        settings.pop("host")  # threads in this process talk inproc://, which takes no host
+    if not settings["processes"] and "protocol" not in options:
+        # Dask's default for threads in this process is inproc://, which takes no host; without
+        # one its workers' HTTP servers bind every interface. TCP on loopback instead.
+        settings["protocol"] = "tcp://"
     if settings["processes"]:
         settings["env"] = {**(options.get("env") or {}), OWNER_ENV: owner}
         preload = options.get("preload") or []
