@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, overload
 
 from ._errors import EngineClosed, FlowbridgeError
+from ._record import TaskRecord
 from ._stats import Stats
 from ._task import TaskFuture
 from ._template import TaskTemplate, check_options, check_target
@@ -47,6 +48,8 @@ class WorkflowEngine:
     ``dry_run=True`` puts a :class:`NoopExecutionBackend` on every route: the graph
     is built and walked, no task body runs. ``uid`` names the engine (and the
     directory of its captured output); ``work_dir`` is where that directory goes.
+    ``record=False`` keeps no :class:`TaskRecord` (``report()`` and ``graph()``
+    then raise): only what running the tasks needs.
     """
 
     def __init__(
@@ -57,9 +60,14 @@ class WorkflowEngine:
         dry_run: bool = False,
         uid: str | None = None,
         work_dir: str | os.PathLike[str] | None = None,
+        record: bool = True,
     ) -> None:
         from ._registry import resolve_backends
 
+        if not isinstance(record, bool):
+            raise TypeError(f"WorkflowEngine(record={record!r}): record is True or False")
+        #: every task's record, in call order; None under record=False
+        self._records: list[TaskRecord] | None = [] if record else None
         if not isinstance(dry_run, bool):
             raise TypeError(f"WorkflowEngine(dry_run={dry_run!r}): dry_run is True or False")
         if uid is not None and (not isinstance(uid, str) or not uid or os.sep in uid):
@@ -119,6 +127,19 @@ class WorkflowEngine:
         """The default backend (the first one given)."""
         return self._adapters[self._default]
 
+    @property
+    def records(self) -> list[TaskRecord]:
+        """Every task's :class:`TaskRecord`, in call order (a copy of the list)."""
+        return list(self._kept_records("records"))
+
+    def _kept_records(self, what: str) -> list[TaskRecord]:
+        if self._records is None:
+            raise RuntimeError(
+                f"flow.{what}(): this engine keeps no task records (WorkflowEngine(record=False)); "
+                f"create it with record=True (the default)"
+            )
+        return self._records
+
     def workflow_scope(self, workflow_id: str | None = None) -> WorkflowScope:
         """``async with flow.workflow_scope("etl-42"):`` tags every task called inside with that id.
 
@@ -153,9 +174,10 @@ class WorkflowEngine:
         backends: Mapping[str, Adapter | str] | None = None,
         uid: str | None = None,
         work_dir: str | os.PathLike[str] | None = None,
+        record: bool = True,
     ) -> WorkflowEngine:
         """Build an engine (same arguments as the constructor) and wait until its backends are up."""
-        engine = cls(backend, backends=backends, dry_run=dry_run, uid=uid, work_dir=work_dir)
+        engine = cls(backend, backends=backends, dry_run=dry_run, uid=uid, work_dir=work_dir, record=record)
         await engine.start()
         return engine
 

@@ -1,48 +1,39 @@
-"""TaskFuture: the future a task call returns, and the life of the task behind it.
+"""TaskFuture: the future a task call returns, and the running of the task behind it.
 
 A task is driven by callbacks only: its dependencies' completion callbacks launch
-it, its handle's completion callback settles it, and settling releases its
-dependents. Nothing polls and no asyncio.Task is created per function task.
+it (:mod:`flowbridge._dag`), its handle's completion callback settles it, and
+settling releases its dependents. Nothing polls and no asyncio.Task is created
+per function task. Every state change goes through
+:func:`flowbridge._record.transition`, which writes the task's record.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextvars
-import enum
 import inspect
 import logging
 import os
 import shlex
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from ._command import as_command, as_prompt
-from ._deps import find_futures, substitute
+from ._dag import NOT_NATIVE, Dependent
 from ._errors import DependencyFailed, TaskFailed, TaskTimeout, UnsupportedResource
+from ._record import CANCELLED, DONE, FAILED, FINAL, PENDING, RUNNING, TaskRecord, TaskState, transition, value_lost
 from .adapter import Remote, TaskSpec
 
 if TYPE_CHECKING:
     from ._engine import WorkflowEngine
     from ._template import TaskTemplate
 
+__all__ = ["TaskFuture", "TaskState", "current_block"]
 
-class TaskState(enum.StrEnum):
-    """Where a task is: waiting, handed to its backend, or finished one of three ways."""
-
-    PENDING = "PENDING"  # waiting for dependencies or for the backend to start
-    RUNNING = "RUNNING"  # handed to the backend
-    DONE = "DONE"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-
-
-PENDING, RUNNING, DONE, FAILED, CANCELLED = TaskState
-_FINAL = (DONE, FAILED, CANCELLED)
 _NO_RETRY = (UnsupportedResource, DependencyFailed, TypeError)
-_NOT_NATIVE = object()
 _log = logging.getLogger("flowbridge.task")
+_perf = time.perf_counter
 
 #: The block whose body is running, so tasks it creates can be cancelled with it.
 current_block: contextvars.ContextVar[TaskFuture | None] = contextvars.ContextVar("flowbridge_block", default=None)
@@ -50,9 +41,10 @@ current_block: contextvars.ContextVar[TaskFuture | None] = contextvars.ContextVa
 _future_add_done_callback = asyncio.Future.add_done_callback
 _future_result = asyncio.Future.result
 _future_done = asyncio.Future.done
+_future_cancel = asyncio.Future.cancel
 
 
-class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
+class TaskFuture(Dependent):
     """The future of one task call: awaitable, cancellable, with ``uid`` and ``state``.
 
     It is an ``asyncio.Future`` of the engine's loop, so ``asyncio.gather``,
@@ -77,6 +69,7 @@ class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
         "_on_settle",
         "_parked",
         "_pending",
+        "_rec",
         "_remote",
         "_resources",
         "_spec",
@@ -100,7 +93,7 @@ class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
         self._native_deps: set[TaskFuture] | None = None
         self._on_launch: list[TaskFuture] | None = None
         self._on_settle: list[TaskFuture] | None = None
-        self._native: Any = _NOT_NATIVE
+        self._native: Any = NOT_NATIVE
         self._remote: Remote | None = None
         self._fetching = False
         self._parked: BaseException | None = None
@@ -110,11 +103,27 @@ class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
         self._workflow_id: str | None = None
         self._resources: Any = None  # a call's own task_description, as Resources
         block = current_block.get()
-        if block is not None and block._engine is engine and block._fb is RUNNING:
+        if block is not None and (block._engine is not engine or block._fb is not RUNNING):
+            block = None
+        if block is not None:
             self._block = block
             if block._children is None:
                 block._children = set()
             block._children.add(self)
+        records = engine._records
+        if records is None:
+            self._rec = None
+        else:
+            self._rec = record = TaskRecord(
+                uid,
+                tmpl.name,
+                tmpl.kind,
+                tmpl.route,
+                tmpl.adapter_name,
+                tmpl.backend_name,
+                block.uid if block is not None else None,
+            )
+            records.append(record)
 
     # -- public surface --------------------------------------------------------------
 
@@ -127,13 +136,18 @@ class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
         return self._fb
 
     @property
+    def record(self) -> TaskRecord | None:
+        """What is known of this task's life (:class:`TaskRecord`); None under ``WorkflowEngine(record=False)``."""
+        return self._rec
+
+    @property
     def workflow_id(self) -> str | None:
         """The workflow tag: ``workflow_id=`` of the call, else the enclosing workflow_scope or block."""
         return self._workflow_id
 
     def cancel(self, msg: Any = None) -> bool:
         """Cancel the task, its backend work where the framework can, and its dependents."""
-        if self._fb in _FINAL:
+        if self._fb in FINAL:
             return False
         self._finish(CANCELLED)
         handle, self._handle = self._handle, None
@@ -185,144 +199,6 @@ class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
         if not ready.wait(timeout):
             raise TimeoutError(f"task {self.uid} ({self.name}) did not finish within {timeout} s")
 
-    # -- dependencies -------------------------------------------------------------------
-
-    def _begin(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        """On the loop: find dependencies, wait for those not ready, launch when none is left."""
-        self._args, self._kwargs = args, kwargs
-        if self._fb is not PENDING:  # cancelled before it began
-            return
-        try:
-            self._find_dependencies(args, kwargs)
-        except Exception as exc:
-            self._fail(exc, final=True)
-            return
-        if self._pending == 0 and self._fb is PENDING:
-            self._engine._launch(self)
-
-    def _find_dependencies(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        futures = find_futures(args, kwargs) if (args or kwargs) else None
-        if futures:
-            self._deps = futures
-            loop = self.get_loop()
-            for i, dep in enumerate(futures):
-                if isinstance(dep, concurrent.futures.Future):
-                    dep = futures[i] = asyncio.wrap_future(dep, loop=loop)
-                if type(dep) is TaskFuture and dep._engine is self._engine:
-                    self._watch_task(dep)
-                elif dep.get_loop() is not loop:
-                    raise ValueError(
-                        f"task {self.name}: a future of another event loop was passed as an "
-                        f"argument; pass futures of the engine's loop"
-                    )
-                elif not dep.done():
-                    self._pending += 1
-                    dep.add_done_callback(self._dep_value_ready)
-                elif not self._dep_ok(dep):
-                    return
-
-    def _watch_task(self, dep: TaskFuture) -> None:
-        if dep._remote is None and _future_done(dep):
-            self._dep_ok(dep)
-            return
-        tmpl = self._tmpl
-        if (
-            tmpl.kind == "function"  # an executable's body runs in the driver: it needs values
-            and dep._tmpl.adapter is tmpl.adapter
-            and tmpl.adapter is not None
-            and "native_dependencies" in tmpl.adapter.capabilities
-            and dep._tmpl.retries == 0
-            and dep._fb is not FAILED
-        ):
-            if self._native_deps is None:
-                self._native_deps = set()
-            self._native_deps.add(dep)
-            if dep._on_settle is None:
-                dep._on_settle = []
-            dep._on_settle.append(self)
-            if dep._native is _NOT_NATIVE and dep._fb is PENDING:
-                self._pending += 1
-                if dep._on_launch is None:
-                    dep._on_launch = []
-                dep._on_launch.append(self)
-            elif dep._native is _NOT_NATIVE:  # running without a native handle: wait for the value
-                self._native_deps.discard(dep)
-                self._pending += 1
-                dep.add_done_callback(self._dep_value_ready)
-            return
-        self._pending += 1
-        dep.add_done_callback(self._dep_value_ready)
-
-    def _dep_launched(self, dep: TaskFuture) -> None:
-        """An upstream on our adapter was submitted: its native handle is all we need."""
-        if dep._native is _NOT_NATIVE:
-            self._native_deps.discard(dep)  # type: ignore[union-attr]
-            dep.add_done_callback(self._dep_value_ready)
-            return
-        self._pending -= 1
-        if self._pending == 0 and self._fb is PENDING:
-            self._engine._launch(self)
-
-    def _dep_settled(self, dep: TaskFuture) -> None:
-        """An upstream we consume natively ended."""
-        if self._fb in _FINAL:
-            return
-        if dep._fb is DONE:
-            if self._parked is not None and not self._unsettled_native():
-                parked, self._parked = self._parked, None
-                self._fail(parked)
-            return
-        if dep._fb is CANCELLED:
-            self.cancel()
-        else:
-            self._fail_dependency(dep, dep._exception_of())
-
-    def _dep_value_ready(self, dep: asyncio.Future) -> None:  # type: ignore[type-arg]
-        if self._fb is not PENDING:
-            return
-        if self._dep_ok(dep):
-            self._pending -= 1
-            if self._pending == 0:
-                self._engine._launch(self)
-
-    def _dep_ok(self, dep: asyncio.Future) -> bool:  # type: ignore[type-arg]
-        if dep.cancelled():
-            self.cancel()
-            return False
-        exc = dep.exception()
-        if exc is not None:
-            self._fail_dependency(dep, exc)
-            return False
-        return True
-
-    def _fail_dependency(self, dep: Any, exc: BaseException) -> None:
-        label = f"{dep.uid} ({dep.name})" if isinstance(dep, TaskFuture) else repr(dep)
-        others = [_dep_name(d) for d in self._deps or () if d is not dep and _has_failed(d)]
-        self._fail(DependencyFailed(f"{self.uid} ({self.name})", label, exc, [_dep_name(dep), *others]), final=True)
-
-    def _unsettled_native(self) -> bool:
-        return any(d._fb not in _FINAL for d in self._native_deps or ())
-
-    def _exception_of(self) -> BaseException:
-        return super().exception()  # type: ignore[return-value]
-
-    def _values(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        """Arguments with every dependency replaced by its value or native handle."""
-        if not self._deps:
-            return self._args, self._kwargs
-        natives = self._native_deps
-
-        def lookup(fut: Any) -> Any:
-            if natives and fut in natives:
-                return fut._native
-            if isinstance(fut, concurrent.futures.Future):
-                return fut.result()
-            return _future_result(fut)
-
-        args = substitute(self._args, lookup)
-        kwargs = substitute(self._kwargs, lookup) if self._kwargs else self._kwargs
-        return args, kwargs
-
     def _run(self) -> None:
         """Dependencies are ready and the backend is up: start the task."""
         tmpl = self._tmpl
@@ -361,7 +237,7 @@ class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
         except BaseException as exc:
             self._fail(exc, final=True)
             return
-        self._fb = RUNNING
+        transition(self, RUNNING)
         self._handle = command = self.get_loop().create_task(_resume(body, waiting_on))
         _future_add_done_callback(command, self._on_command)
 
@@ -421,7 +297,10 @@ class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
     def _watch(self, handle: Any) -> None:
         """Follow a running attempt: its completion settles the task, its timeout ends it."""
         self._handle = handle
-        self._fb = RUNNING
+        if self._fb is PENDING:
+            transition(self, RUNNING)
+        if self._rec is not None:
+            self._rec._submitted(_perf())
         if self._tmpl.timeout is not None:
             self._timer = self.get_loop().call_later(self._tmpl.timeout, self._on_timeout, handle)
         if isinstance(handle, asyncio.Future):
@@ -474,7 +353,7 @@ class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
         self._fail(TaskTimeout(f"task {self.uid} ({self.name}) timed out after {self._tmpl.timeout} s"))
 
     def _fail(self, exc: BaseException, *, final: bool = False) -> None:
-        if self._fb in _FINAL:
+        if self._fb in FINAL:
             return
         if (
             not final
@@ -484,6 +363,8 @@ class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
         ):
             self._attempt += 1
             self._cancel_timer()
+            if self._rec is not None:
+                self._rec._attempt_failed(exc)
             _log.info(
                 "task %s (%s) failed (%s: %s); retry %d of %d",
                 self.uid,
@@ -498,7 +379,7 @@ class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
             return
         if isinstance(exc, (StopIteration, StopAsyncIteration)):
             exc = RuntimeError(f"task {self.uid} ({self.name}) raised {type(exc).__name__}")
-        self._finish(FAILED)
+        self._finish(FAILED, exc)
         handle, self._handle = self._handle, None
         if handle is not None:
             handle.cancel()
@@ -508,7 +389,7 @@ class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
         self.set_exception(exc)
 
     def _succeed(self, value: Any) -> None:
-        if self._fb in _FINAL:
+        if self._fb in FINAL:
             return
         if type(value) is Remote:
             self._remote = value
@@ -521,9 +402,9 @@ class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
         self._finish(DONE)
         self.set_result(value)
 
-    def _finish(self, state: TaskState) -> None:
+    def _finish(self, state: TaskState, error: BaseException | None = None) -> None:
         """Mark the task final and tell everything that watches it."""
-        self._fb = state
+        transition(self, state, error)
         self._cancel_timer()
         self._engine._forget(self)
         if self._block is not None and self._block._children is not None:
@@ -564,26 +445,16 @@ class TaskFuture(asyncio.Future):  # type: ignore[type-arg]
         self._remote = None
         if _future_done(self):
             return
-        exc = None if task.cancelled() else task.exception()
+        # The task is DONE and stays DONE: a value that cannot be fetched is written on
+        # the record, and awaiting the task raises why.
         if task.cancelled():
-            self._fb = CANCELLED
-            super().cancel()
-        elif exc is not None:  # the value was lost with its worker, say
-            self._fb = FAILED
+            value_lost(self, asyncio.CancelledError("fetching the value was cancelled"))
+            _future_cancel(self)
+        elif (exc := task.exception()) is not None:  # the value was lost with its worker, say
+            value_lost(self, exc)
             self.set_exception(exc)
         else:
             self.set_result(task.result())
-
-
-def _dep_name(dep: Any) -> str:
-    return dep.name if isinstance(dep, TaskFuture) else repr(dep)
-
-
-def _has_failed(dep: Any) -> bool:
-    """A dependency that has ended with an error (never blocks, never fetches)."""
-    if isinstance(dep, TaskFuture):
-        return dep._fb is FAILED
-    return bool(_future_done(dep) and not dep.cancelled() and dep.exception() is not None)
 
 
 def _redirected(command: str | tuple[str, ...], stdout: str, stderr: str) -> str:

@@ -42,10 +42,15 @@ class TaskTemplate:
         )
         self.capture_stdio: bool = options.get("capture_stdio", False)
         self.adapter: Any = None  # an Adapter, or any object with its methods
+        #: where its tasks run, as their records say: route, adapter.name, type(adapter).name
+        self.route = self.adapter_name = self.backend_name = "driver"
         if kind != "block":
             route = options.get("backend")
             self.adapter = engine._adapter_for(route, self.name)
             self._check_adapter()
+            self.route = route or engine._default
+            self.adapter_name = str(getattr(self.adapter, "name", type(self.adapter).__name__))
+            self.backend_name = str(getattr(type(self.adapter), "name", type(self.adapter).__name__))
         self._prefix = "block" if kind == "block" else "task"
         functools.update_wrapper(self, func)  # type: ignore[arg-type]
 
@@ -84,6 +89,8 @@ class TaskTemplate:
         loop = engine._loop_for_call()
         fut = TaskFuture(engine, self, f"{self._prefix}.{next(engine._counter):06d}")
         fut._workflow_id = workflow_id or engine._scope.get()
+        if fut._rec is not None:
+            fut._rec.workflow_id = fut._workflow_id
         if resources is not None:
             fut._resources = resources
         engine._live.add(fut)

@@ -1,0 +1,295 @@
+"""The task record: the one place a task's life is written down, and the one function that changes it.
+
+Every state change of a task goes through :func:`transition`, which checks it
+against :data:`LEGAL`, sets the task's state, appends it to the task's
+:class:`TaskRecord` (when the engine keeps records) and logs it on
+``flowbridge.task``. A final state (DONE, FAILED, CANCELLED) never changes.
+
+Times are taken with ``time.perf_counter()`` (cheap, monotonic) and shown as
+wall-clock times (``time.time()``) through one reading of both clocks taken
+when this module was imported: ``wall = WALL0 + (perf - PERF0)``.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from ._errors import DependencyFailed, FlowbridgeError
+
+if TYPE_CHECKING:
+    from ._task import TaskFuture
+
+
+class TaskState(enum.StrEnum):
+    """Where a task is: waiting, handed to its backend, or finished one of three ways."""
+
+    PENDING = "PENDING"  # waiting for dependencies or for the backend to start
+    RUNNING = "RUNNING"  # handed to the backend (or, for a block, its body runs)
+    DONE = "DONE"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+PENDING, RUNNING, DONE, FAILED, CANCELLED = TaskState
+FINAL = (DONE, FAILED, CANCELLED)
+
+#: The state changes a task may make; a final state has none.
+LEGAL: dict[TaskState, frozenset[TaskState]] = {
+    PENDING: frozenset({RUNNING, FAILED, CANCELLED}),
+    RUNNING: frozenset({DONE, FAILED, CANCELLED}),
+    DONE: frozenset(),
+    FAILED: frozenset(),
+    CANCELLED: frozenset(),
+}
+
+WALL0 = time.time()
+PERF0 = time.perf_counter()
+_perf = time.perf_counter
+_log = logging.getLogger("flowbridge.task")
+
+
+def wall(perf: float | None) -> float | None:
+    """A perf_counter reading as a ``time.time()`` value (seconds since the epoch)."""
+    return None if perf is None else WALL0 + (perf - PERF0)
+
+
+class IllegalTransition(FlowbridgeError, RuntimeError):
+    """A state change that :data:`LEGAL` does not allow: a bug in flowbridge or an adapter."""
+
+
+class Attempt:
+    """One hand-over of a task to its backend (a block: one run of its body).
+
+    ``submitted`` and ``ended`` are wall-clock times (``time.time()``), the
+    ``*_perf`` fields the ``time.perf_counter()`` readings they come from.
+    ``outcome`` is None while it runs, then "DONE", "FAILED" or "CANCELLED";
+    a failed attempt that was retried has outcome "FAILED" too, and the task
+    goes on. ``started`` and ``where`` (when and where the body started, as
+    measured on the worker) are None unless the backend reports them.
+    """
+
+    __slots__ = ("ended_perf", "error_message", "error_type", "number", "outcome", "started", "submitted_perf", "where")
+
+    def __init__(self, number: int, submitted_perf: float) -> None:
+        self.number = number
+        self.submitted_perf = submitted_perf
+        self.ended_perf: float | None = None
+        self.outcome: str | None = None
+        self.error_type: str | None = None
+        self.error_message: str | None = None
+        self.started: float | None = None
+        self.where: str | None = None
+
+    @property
+    def submitted(self) -> float:
+        return WALL0 + (self.submitted_perf - PERF0)
+
+    @property
+    def ended(self) -> float | None:
+        return wall(self.ended_perf)
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from hand-over to end, None while it runs."""
+        return None if self.ended_perf is None else self.ended_perf - self.submitted_perf
+
+    def _end(self, outcome: str, perf: float, error: BaseException | None) -> None:
+        self.outcome = outcome
+        self.ended_perf = perf
+        if error is not None:
+            self.error_type, self.error_message = type(error).__name__, str(error)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "submitted": self.submitted,
+            "started": self.started,
+            "ended": self.ended,
+            "where": self.where,
+            "outcome": self.outcome,
+            "error_type": self.error_type,
+            "error_message": self.error_message,
+        }
+
+    def __repr__(self) -> str:
+        return f"<Attempt {self.number} {self.outcome or 'running'}>"
+
+
+class TaskRecord:
+    """What is known of one task: identity, placement, edges, state, and its attempts.
+
+    ``kind`` is "function", "executable", "block" or "prompt"; ``route`` the
+    engine's name for the backend, ``adapter`` that adapter's ``name`` and
+    ``backend`` its registry name (``type(adapter).name``; blocks run on the
+    driver: all three are "driver"). ``deps`` lists ``(uid, edge)`` for every
+    task of the same engine found in the arguments, ``edge`` being "value"
+    (the value was passed) or "native" (the framework's own handle was).
+    ``error_type``/``error_message`` say why it FAILED or was CANCELLED,
+    ``root_type``/``root_message``/``root_task`` name the root cause when a
+    dependency's failure caused it. ``lost`` is set when the value of a DONE
+    task could not be fetched (its worker died, say): awaiting it raises that
+    error, the state stays DONE.
+    """
+
+    __slots__ = (
+        "_moves",
+        "adapter",
+        "attempts",
+        "backend",
+        "deps",
+        "error_message",
+        "error_type",
+        "kind",
+        "lost",
+        "name",
+        "parent",
+        "root_message",
+        "root_task",
+        "root_type",
+        "route",
+        "state",
+        "uid",
+        "workflow_id",
+    )
+
+    def __init__(
+        self, uid: str, name: str, kind: str, route: str, adapter: str, backend: str, parent: str | None
+    ) -> None:
+        self.uid = uid
+        self.name = name
+        self.kind = kind
+        self.route = route
+        self.adapter = adapter
+        self.backend = backend
+        self.parent = parent
+        self.workflow_id: str | None = None
+        self.state = PENDING
+        self.deps: list[tuple[str, str]] = []
+        self.attempts: list[Attempt] = []
+        self.error_type: str | None = None
+        self.error_message: str | None = None
+        self.root_type: str | None = None
+        self.root_message: str | None = None
+        self.root_task: str | None = None
+        self.lost: tuple[str, str] | None = None
+        self._moves: list[Any] = [PENDING, _perf()]  # state, perf, state, perf, ...
+
+    # -- reading ----------------------------------------------------------------
+
+    @property
+    def transitions(self) -> list[tuple[TaskState, float]]:
+        """Every state the task was in, with the wall-clock time it got there, oldest first."""
+        moves = self._moves
+        return [(moves[i], WALL0 + (moves[i + 1] - PERF0)) for i in range(0, len(moves), 2)]
+
+    @property
+    def created_perf(self) -> float:
+        return float(self._moves[1])
+
+    @property
+    def created(self) -> float:
+        """When the task was called (wall clock)."""
+        return WALL0 + (float(self._moves[1]) - PERF0)
+
+    @property
+    def ended_perf(self) -> float | None:
+        return float(self._moves[-1]) if self.state in FINAL else None
+
+    @property
+    def ended(self) -> float | None:
+        """When the task reached its final state (wall clock), None before."""
+        return wall(self.ended_perf)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The record as plain JSON-able data."""
+        return {
+            "uid": self.uid,
+            "name": self.name,
+            "kind": self.kind,
+            "route": self.route,
+            "adapter": self.adapter,
+            "backend": self.backend,
+            "parent": self.parent,
+            "workflow_id": self.workflow_id,
+            "state": self.state.value,
+            "deps": [{"uid": uid, "edge": edge} for uid, edge in self.deps],
+            "created": self.created,
+            "ended": self.ended,
+            "transitions": [[s.value, t] for s, t in self.transitions],
+            "attempts": [a.as_dict() for a in self.attempts],
+            "error_type": self.error_type,
+            "error_message": self.error_message,
+            "root_task": self.root_task,
+            "root_type": self.root_type,
+            "root_message": self.root_message,
+            "lost": list(self.lost) if self.lost else None,
+        }
+
+    def __repr__(self) -> str:
+        return f"<TaskRecord {self.uid} {self.name!r} {self.state.value} attempts={len(self.attempts)}>"
+
+    # -- writing (the engine's side) ---------------------------------------------
+
+    def _submitted(self, perf: float) -> None:
+        self.attempts.append(Attempt(len(self.attempts) + 1, perf))
+
+    def _attempt_failed(self, error: BaseException) -> None:
+        """The running attempt failed and the task is retried: the next attempt follows."""
+        if self.attempts and self.attempts[-1].outcome is None:
+            self.attempts[-1]._end("FAILED", _perf(), error)
+
+    def _moved(self, state: TaskState, perf: float, error: BaseException | None) -> None:
+        self.state = state
+        self._moves += (state, perf)
+        if state is DONE or state is FAILED or state is CANCELLED:
+            attempts = self.attempts
+            if attempts and attempts[-1].outcome is None:
+                attempts[-1]._end(state.value, perf, error)
+            if error is not None:
+                self.error_type, self.error_message = type(error).__name__, str(error)
+                if isinstance(error, DependencyFailed):
+                    root = error.root
+                    self.root_type, self.root_message, self.root_task = type(root).__name__, str(root), error.origin
+
+
+def transition(task: TaskFuture, state: TaskState, error: BaseException | None = None) -> None:
+    """Move ``task`` to ``state``: the only way a task's state changes.
+
+    Raises :class:`IllegalTransition` for a change :data:`LEGAL` refuses. Logs
+    each change at DEBUG on ``flowbridge.task``; a failure at WARNING with its
+    error, unless a dependency's failure caused it (INFO: the root was logged).
+    """
+    old = task._fb
+    if state not in LEGAL[old]:
+        raise IllegalTransition(
+            f"task {task.uid} ({task.name}): {old.value} -> {state.value} is not a legal state change"
+        )
+    task._fb = state
+    record = task._rec
+    if record is not None:
+        record._moved(state, _perf(), error)
+    if state is FAILED:
+        _log_failure(task, error)
+    else:
+        _log.debug("task %s (%s) %s -> %s", task.uid, task.name, old.value, state.value)
+
+
+def _log_failure(task: TaskFuture, error: BaseException | None) -> None:
+    if isinstance(error, DependencyFailed):
+        _log.info("task %s (%s) FAILED: %s", task.uid, task.name, error)
+    else:
+        kind = type(error).__name__ if error is not None else "error"
+        _log.warning("task %s (%s) FAILED: %s: %s", task.uid, task.name, kind, error)
+
+
+def value_lost(task: TaskFuture, error: BaseException) -> None:
+    """A DONE task's value could not be fetched: written on the record; the state stays DONE."""
+    record = task._rec
+    if record is not None:
+        record.lost = (type(error).__name__, str(error))
+    _log.warning(
+        "task %s (%s) is DONE but its value was lost: %s: %s", task.uid, task.name, type(error).__name__, error
+    )
