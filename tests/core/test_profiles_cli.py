@@ -103,7 +103,8 @@ def test_cli_lists_backends():
         [sys.executable, "-m", "flowbridge", "backends"], capture_output=True, text=True, timeout=60, check=True
     ).stdout
     assert "concurrent   installed" in out
-    assert [line.split()[0] for line in out.splitlines()] == ["concurrent", "dask", "executorlib", "noop", "parsl", "radical"]
+    names = [line.split()[0] for line in out.splitlines()]
+    assert names == ["concurrent", "dask", "executorlib", "noop", "parsl", "radical"]
 
 
 def add(a, b):

@@ -38,8 +38,8 @@ class ClientBridge:
         self.client_loop: asyncio.AbstractEventLoop = client.loop.asyncio_loop
         self.same_loop = bool(client.asynchronous) and self.client_loop is loop
         self.closed = False  # the client was closed by flowbridge: values left on workers are gone
-        self._fetches: list[tuple[Future, asyncio.Future[Any]]] = []
-        self._cancels: list[Future] = []
+        self._fetches: list[tuple[Future[Any], asyncio.Future[Any]]] = []
+        self._cancels: list[Future[Any]] = []
         self._kills: list[str] = []
         self._gathering = False
         self._background: set[asyncio.Future[Any]] = set()
@@ -70,7 +70,7 @@ class ClientBridge:
             await state.wait()
         settle(handle)
 
-    def _done_elsewhere(self, handle: DaskHandle, settle: Callable[[DaskHandle], None], _: Future) -> None:
+    def _done_elsewhere(self, handle: DaskHandle, settle: Callable[[DaskHandle], None], _: Future[Any]) -> None:
         try:
             self.loop.call_soon_threadsafe(self._done_here, handle, settle)
         except RuntimeError:  # the engine's loop is closed: nobody is waiting any more
@@ -87,7 +87,7 @@ class ClientBridge:
 
     # -- values ------------------------------------------------------------------------
 
-    async def fetch(self, future: Future, label: str) -> Any:
+    async def fetch(self, future: Future[Any], label: str) -> Any:
         """A finished task's value, gathered in one batch with the others asked for meanwhile."""
         if self.closed:
             raise FlowbridgeError(
@@ -118,7 +118,7 @@ class ClientBridge:
         else:
             self._gathering = False
 
-    async def _gather(self, batch: list[tuple[Future, asyncio.Future[Any]]]) -> None:
+    async def _gather(self, batch: list[tuple[Future[Any], asyncio.Future[Any]]]) -> None:
         futures = [f for f, _ in batch]
         try:
             values = await self.call(lambda: self.client.gather(futures, direct=self.direct, asynchronous=True))
@@ -142,7 +142,7 @@ class ClientBridge:
 
     # -- cancellation ------------------------------------------------------------------
 
-    def cancel(self, future: Future) -> None:
+    def cancel(self, future: Future[Any]) -> None:
         """``client.cancel`` for this future, sent with the others cancelled in this loop turn."""
         if not self._cancels:
             self.loop.call_soon(self._cancel_batch)
@@ -206,7 +206,7 @@ class ClientBridge:
                 task.cancel()
 
 
-def _fetch_error(exc: BaseException, future: Future) -> BaseException:
+def _fetch_error(exc: BaseException, future: Future[Any]) -> BaseException:
     """Why a finished task's value could not be fetched, as flowbridge errors say it."""
     error = outcome(future)[1] if future.status in ("error", "cancelled") else None
     if isinstance(error, WorkerLost):

@@ -64,7 +64,7 @@ def import_jobqueue() -> Any:
                 signal.signal(signal.SIGINT, saved)
         return dask_jobqueue
     real = signal.signal
-    signal.signal = lambda *_: None  # type: ignore[assignment]
+    signal.signal = lambda *_: None
     try:
         import dask_jobqueue
     finally:

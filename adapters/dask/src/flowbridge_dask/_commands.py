@@ -37,7 +37,7 @@ def run_tagged_command(command: str | Sequence[str], task: str, owner: str) -> s
             kill_commands([task])
 
     try:
-        return run_command(command, task=task, owner=owner, on_start=on_start)  # type: ignore[arg-type]
+        return run_command(command, task=task, owner=owner, on_start=on_start)
     except TaskFailed:
         with _lock:
             killed = task in _doomed

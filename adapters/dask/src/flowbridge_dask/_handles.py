@@ -26,14 +26,14 @@ class DaskHandle(asyncio.Future):  # type: ignore[type-arg]
         self,
         loop: asyncio.AbstractEventLoop,
         key: str,
-        future: Future,
+        future: Future[Any],
         on_cancel: Callable[[DaskHandle], None],
         tag: str | None = None,
     ) -> None:
         super().__init__(loop=loop)
         self.key = key
         self.tag = tag  # FLOWBRIDGE_TASK of an executable task's command
-        self.dask_future: Future | None = future
+        self.dask_future: Future[Any] | None = future
         self.watcher: asyncio.Task[None] | None = None
         self._on_cancel = on_cancel
 
@@ -52,7 +52,7 @@ class DaskHandle(asyncio.Future):  # type: ignore[type-arg]
         return f"<DaskHandle {self.key} {'done' if self.done() else 'pending'}>"
 
 
-def outcome(future: Future) -> tuple[str, BaseException | None]:
+def outcome(future: Future[Any]) -> tuple[str, BaseException | None]:
     """``(status, error)`` of a Dask future that left the pending state.
 
     The error is read from the future's state, where the client stored it with the

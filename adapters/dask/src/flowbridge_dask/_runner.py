@@ -30,7 +30,7 @@ class _Packer(cloudpickle.Pickler):  # type: ignore[misc]
 
     def __init__(self, file: io.BytesIO) -> None:
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
-        self.natives: list[Future] = []
+        self.natives: list[Future[Any]] = []
         self._index: dict[int, int] = {}
 
     def reducer_override(self, obj: Any) -> Any:
@@ -43,7 +43,7 @@ class _Packer(cloudpickle.Pickler):  # type: ignore[misc]
         return super().reducer_override(obj)
 
 
-def pack(func: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[bytes, list[Future]]:
+def pack(func: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[bytes, list[Future[Any]]]:
     """The call as bytes, and the Dask futures it refers to (in placeholder order)."""
     ship_by_value(func)  # e.g. a test module that a freshly started worker could not import
     buffer = io.BytesIO()

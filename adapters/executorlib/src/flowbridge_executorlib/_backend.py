@@ -275,9 +275,9 @@ class ExecutorlibExecutionBackend(Adapter):
             if not self._jobs:
                 continue
             for uid, (job, state) in (await off_loop(ended_jobs, self.run_dir, timeout=30)).items():
-                handle = self._jobs.pop(uid, None)
-                if handle is not None and not handle.done():
-                    handle.fail(WorkerLost(f"task {handle.label}: its SLURM job {job} ended {state} without a result"))
+                ended = self._jobs.pop(uid, None)
+                if ended is not None and not ended.done():
+                    ended.fail(WorkerLost(f"task {ended.label}: its SLURM job {job} ended {state} without a result"))
 
     def _renew_pool(self) -> None:
         """Every worker of the pool died (tasks that killed them failed with WorkerLost): start a new pool."""

@@ -56,7 +56,7 @@ class Handle(concurrent.futures.Future):  # type: ignore[type-arg]
     """
 
     def __init__(self, label: str, live: set[Handle], why: Callable[[Any], str | None],
-                 kill: Callable[[], None] | None = None) -> None:
+                 kill: Callable[[], object] | None = None) -> None:
         super().__init__()
         self.label = label
         self.inner: concurrent.futures.Future[Any] | None = None

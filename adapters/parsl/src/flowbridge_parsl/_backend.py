@@ -234,7 +234,7 @@ class ParslExecutionBackend(Adapter):
         handle = ParslTask(task.uid, task.name, self._live)
         if task.kind == "function":
             function = self._functions.dumps(task.func)
-            arguments, deps = pack_arguments(task.args, task.kwargs, ParslTask)  # type: ignore[arg-type]
+            arguments, deps = pack_arguments(task.args, task.kwargs, ParslTask)
             func, args = self._run_function, (function, arguments, *deps)
         else:
             assert self.owner_tag is not None and self._markers is not None

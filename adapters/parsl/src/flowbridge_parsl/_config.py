@@ -245,7 +245,7 @@ def _provider(options: Options, owner: str) -> Any:
     if options.provider == "local":
         from parsl.providers import LocalProvider
 
-        provider = LocalProvider(worker_init=options.worker_init, **sizes)
+        provider: Any = LocalProvider(worker_init=options.worker_init, **sizes)
     else:
         from parsl.providers import SlurmProvider
 
