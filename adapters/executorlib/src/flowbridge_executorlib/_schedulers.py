@@ -67,6 +67,7 @@ class Deaths:
 def tagged_spawner(base: type, owner: str, run_dir: Path, deaths: Deaths) -> type:
     """A subclass of an executorlib spawner class that tags, isolates and watches its processes."""
     counter = iter(range(sys.maxsize))
+    base_shutdown: Callable[..., None] = getattr(base, "shutdown")  # noqa: B009 (base is typed `type`)
     env = procs.tag_env(owner)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (os.getcwd(), os.environ.get("PYTHONPATH")) if p)
 
@@ -78,7 +79,11 @@ def tagged_spawner(base: type, owner: str, run_dir: Path, deaths: Deaths) -> typ
         err_path = run_dir / f"worker-{next(counter)}.err"
         argv = self.generate_command(command_lst=command_lst)
         self._fb_stopping = False
-        with open(err_path, "wb") as err:
+        try:
+            err = open(err_path, "wb")
+        except FileNotFoundError:  # the adapter shut down (run dir removed) while this pool thread booted
+            return False
+        with err:
             self._process = subprocess.Popen(
                 argv, cwd=self._cwd, stdin=subprocess.DEVNULL, stderr=err, env=env, start_new_session=True
             )
@@ -91,7 +96,7 @@ def tagged_spawner(base: type, owner: str, run_dir: Path, deaths: Deaths) -> typ
 
     def shutdown(self: Any, wait: bool = True) -> None:
         self._fb_stopping = True
-        base.shutdown(self, wait=wait)
+        base_shutdown(self, wait=wait)  # the spawner's own
 
     return type(f"Flowbridge{base.__name__}", (base,), {"bootup": bootup, "shutdown": shutdown})
 
@@ -106,7 +111,7 @@ def _watch(spawner: Any, proc: subprocess.Popen[bytes], err_path: Path, port: st
     except OSError:
         tail = ""
     how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
-    text = f"{Path(proc.args[0]).name if isinstance(proc.args, list) else proc.args} {how}"
+    text = f"{Path(proc.args[0]).name if isinstance(proc.args, list) else proc.args!s} {how}"
     deaths.record(future, text + (f"; stderr: {tail}" if tail else ""))
     if port is not None:
         _release(port)
