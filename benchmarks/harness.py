@@ -113,9 +113,17 @@ def report(title: str, cases: list[Case], args: argparse.Namespace) -> int:
     return 1 if (failed and args.check) else 0
 
 
+#: A ``--quick`` run this long is hung: they take 5-60 s on a loaded 2-core machine (the tests wait 220-280 s).
+QUICK_HANG_S = 200
+
+
 def run(main: Callable[[argparse.Namespace], Any], description: str) -> None:
     """Entry point for a benchmark script: parse args, run ``main(args)``, exit with its status."""
     args = parse_args(description)
+    if args.quick:  # a smoke run (the tests): a hang prints every thread's stack and exits, not just a timeout
+        import faulthandler
+
+        faulthandler.dump_traceback_later(QUICK_HANG_S, exit=True)
     status = main(args)
     if inspect.iscoroutine(status):
         status = asyncio.run(status)
