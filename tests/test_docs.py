@@ -22,7 +22,16 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 # Pages owned by the adapter engineers (docs/adapters/{dask,parsl,radical}.md) are built,
 # not run: their examples need the frameworks those adapters drive.
-PAGES = ["index.md", "guide.md", "backends.md", "resources.md", "errors.md", "asyncflow.md", "adapters/concurrent.md"]
+PAGES = [
+    "index.md",
+    "guide.md",
+    "backends.md",
+    "resources.md",
+    "errors.md",
+    "asyncflow.md",
+    "adapters/concurrent.md",
+    "records.md",
+]
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```[ \t]*$", re.M | re.S)
 RUNNABLE = "# runnable"
 FILE = re.compile(r"#\s*file:\s*(\S+)\s*$")
@@ -133,3 +142,20 @@ def test_adapter_example_passes_the_conformance_suite(tmp_path):
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "failed" not in result.stdout and "skipped" not in result.stdout
     assert list((tmp_path / "runs").iterdir()) == [], "the adapter left its run directory behind"
+
+
+ADAPTERS = ["concurrent", "dask", "executorlib", "parsl", "radical"]  # docs/adapters/<name>.md
+
+
+@pytest.mark.parametrize("name", ADAPTERS)
+def test_adapter_page_states_what_the_class_declares(name: str) -> None:
+    """Each adapter page's capabilities and supported-resources rows say what its class declares."""
+    from flowbridge._registry import load
+    from flowbridge._resources import FIELDS
+
+    cls = load(name)
+    text = (DOCS / "adapters" / f"{name}.md").read_text()
+    rows = dict(re.findall(r"^\| (capabilities|supported resources) \|(.*)\|$", text, re.M))
+    assert set(re.findall(r"`([\w.]+)`", rows["capabilities"])) == set(cls.capabilities)
+    named = set(re.findall(r"`(\w+)`", rows["supported resources"])) & {*FIELDS, "extra"}
+    assert named == set(cls.supported_resources)

@@ -72,15 +72,18 @@ CAPABILITIES = frozenset(
         "cancel_running",  # can stop a task that has started
         "native_dependencies",  # accepts its own handles as arguments (see Adapter.native)
         "remote_results",  # may resolve handles with Remote: values stay on the workers
+        "worker_lost",  # reports dead workers / jobs as WorkerLost
+        # Derived from ``supported_resources``, never declared (resources are declared once):
         "resources.cores",
         "resources.gpus",
         "resources.threads",
         "resources.memory",
         "resources.walltime",
         "mpi",  # tasks with ranks > 1
-        "worker_lost",  # reports dead workers / jobs as WorkerLost
     }
 )
+#: capability -> the resource field whose support it stands for
+DERIVED = {**{f"resources.{f}": f for f in ("cores", "gpus", "threads", "memory", "walltime")}, "mpi": "ranks"}
 
 Handle = Union["asyncio.Future[Any]", "concurrent.futures.Future[Any]"]
 
@@ -166,6 +169,14 @@ class Adapter:
         bad = set(cls.supported_resources) - {*FIELDS, "extra"}
         if bad:
             raise TypeError(f"{cls.__qualname__}.supported_resources has unknown fields {sorted(bad)}")
+        declared = sorted(DERIVED.keys() & set(cls.__dict__.get("capabilities", ())))
+        if declared:
+            raise TypeError(
+                f"{cls.__qualname__}.capabilities declares {declared}: resources are declared once, in "
+                f"supported_resources, and those capabilities follow from it; remove them"
+            )
+        own = {c for c in cls.capabilities if c not in DERIVED}
+        cls.capabilities = frozenset(own | {cap for cap, field in DERIVED.items() if field in cls.supported_resources})
 
     # -- the contract ------------------------------------------------------------
 

@@ -128,6 +128,16 @@ def test_adapter_base_validates_class_attributes():
         type("Bad", (Adapter,), {"name": "bad", "supported_resources": frozenset({"disk"})})
 
 
+def test_resources_are_declared_once_and_capabilities_follow_from_them():
+    caps, supported = frozenset({"functions"}), frozenset({"ranks", "gpus"})
+    mine = type("Mine", (Adapter,), {"name": "mine", "capabilities": caps, "supported_resources": supported})
+    assert mine.capabilities == {"functions", "mpi", "resources.gpus"}
+    child = type("Child", (mine,), {"supported_resources": frozenset({"cores"})})  # inherits, re-derives
+    assert child.capabilities == {"functions", "resources.cores"}
+    with pytest.raises(TypeError, match="declared once, in supported_resources"):
+        type("Twice", (Adapter,), {"name": "twice", "capabilities": frozenset({"functions", "resources.cores"})})
+
+
 async def test_user_executor_is_left_open_and_owned_one_is_closed():
     mine = concurrent.futures.ThreadPoolExecutor(2)
     async with WorkflowEngine(backend=ConcurrentExecutionBackend(mine)) as flow:

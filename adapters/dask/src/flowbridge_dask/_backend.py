@@ -59,9 +59,6 @@ class DaskExecutionBackend(Adapter):
             "async_functions",
             "native_dependencies",
             "remote_results",
-            "resources.cores",
-            "resources.gpus",
-            "resources.memory",
             "worker_lost",
         }
     )

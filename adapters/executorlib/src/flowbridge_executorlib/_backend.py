@@ -61,12 +61,6 @@ class ExecutorlibExecutionBackend(Adapter):
             "executables",
             "async_functions",
             "worker_lost",
-            "resources.cores",
-            "resources.threads",
-            "resources.gpus",
-            "resources.memory",
-            "resources.walltime",
-            "mpi",
         }
     )
     # The kind has the last word: see check_resources.

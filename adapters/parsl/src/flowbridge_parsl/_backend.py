@@ -44,7 +44,7 @@ class ParslExecutionBackend(Adapter):
 
     name = "parsl"
     capabilities = frozenset(
-        {"functions", "executables", "async_functions", "native_dependencies", "worker_lost", "resources.walltime"}
+        {"functions", "executables", "async_functions", "native_dependencies", "worker_lost"}
     )
     # What can be asked for; the executor has the last word (see check_resources).
     supported_resources = frozenset({"cores", "gpus", "memory", "ranks", "walltime", "extra"})
