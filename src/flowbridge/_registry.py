@@ -17,6 +17,8 @@ KNOWN: dict[str, tuple[str, str | None]] = {
     "radical": ("flowbridge_radical:RadicalExecutionBackend", "radical"),
     "executorlib": ("flowbridge_executorlib:ExecutorlibExecutionBackend", "executorlib"),
 }
+#: registry name -> the framework module its adapter drives (what its extra installs)
+FRAMEWORKS = {"dask": "distributed", "parsl": "parsl", "radical": "radical.pilot", "executorlib": "executorlib"}
 #: public class name -> registry name, for ``from flowbridge import DaskExecutionBackend``
 CLASS_NAMES = {target.rpartition(":")[2]: name for name, (target, _) in KNOWN.items()}
 GROUP = "flowbridge.adapters"
