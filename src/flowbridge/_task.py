@@ -223,22 +223,26 @@ class TaskFuture(Dependent):
             self._body_done(body)
 
     def _start_body(self, body: Any) -> None:
-        """Run an ``async def`` executable or prompt body now, up to its first real wait.
+        """An ``async def`` executable or prompt body: at once if it awaits nothing, else on a loop task.
 
-        Most return their command without awaiting anything: they are handed over
-        at once, in the order they were called, like function tasks. One that
-        waits finishes on a loop task.
+        Most return their command without awaiting anything: run now, they are handed
+        over in the order they were called, like function tasks. One that waits runs
+        on its own asyncio Task (so ``asyncio.timeout`` and friends see a task of their own).
         """
-        try:
-            waiting_on = body.send(None)
-        except StopIteration as stop:
-            self._body_done(stop.value)
-            return
-        except BaseException as exc:
-            self._fail(exc, final=True)
+        if not self._tmpl.awaits:
+            try:
+                body.send(None)
+            except StopIteration as stop:
+                self._body_done(stop.value)
+                return
+            except BaseException as exc:
+                self._fail(exc, final=True)
+                return
+            body.close()  # unreachable: a coroutine that awaits nothing cannot suspend
+            self._fail(RuntimeError(f"task {self.uid} ({self.name}): its body suspended without awaiting"), final=True)
             return
         transition(self, RUNNING)
-        self._handle = command = self.get_loop().create_task(_resume(body, waiting_on))
+        self._handle = command = self.get_loop().create_task(body)
         _future_add_done_callback(command, self._on_command)
 
     def _on_command(self, command: asyncio.Task) -> None:  # type: ignore[type-arg]
@@ -461,29 +465,3 @@ def _redirected(command: str | tuple[str, ...], stdout: str, stderr: str) -> str
     """The command with its output sent to files (``capture_stdio=True``), as one shell command."""
     shell = command if isinstance(command, str) else shlex.join(command)
     return f"(\n{shell}\n) >{shlex.quote(stdout)} 2>{shlex.quote(stderr)}"
-
-
-async def _resume(body: Any, waiting_on: Any) -> Any:
-    """Finish a coroutine whose first step already ran (``_start_body``), as its own Task would.
-
-    ``waiting_on`` is what the step yielded: None (a bare yield, ``sleep(0)``) or
-    the future it awaits. Cancelling this task cancels that future, so the body
-    sees CancelledError where it waits, as under a Task.
-    """
-    while True:
-        throw: BaseException | None = None
-        try:
-            if waiting_on is None:
-                await asyncio.sleep(0)
-            else:
-                waiting_on._asyncio_future_blocking = False
-                await asyncio.wait((waiting_on,))
-        except asyncio.CancelledError as exc:
-            if waiting_on is not None and waiting_on.cancel():
-                pass  # the body reads the cancelled future's result: CancelledError inside it
-            else:
-                throw = exc
-        try:
-            waiting_on = body.throw(throw) if throw is not None else body.send(None)
-        except StopIteration as stop:
-            return stop.value

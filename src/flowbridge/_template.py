@@ -41,6 +41,8 @@ class TaskTemplate:
             self.description, options.get("resources"), f"task {self.name}"
         )
         self.capture_stdio: bool = options.get("capture_stdio", False)
+        #: whether an ``async def`` body awaits anything (one that does not runs at once, see TaskFuture._run)
+        self.awaits = _awaits(func)
         self.adapter: Any = None  # an Adapter, or any object with its methods
         #: where its tasks run, as their records say: route, adapter.name, type(adapter).name
         self.route = self.adapter_name = self.backend_name = "driver"
@@ -165,3 +167,16 @@ def check_target(decorator: str, func: Any) -> None:
             f"@block needs an async function: {getattr(func, '__name__', func)!r} is not "
             f"`async def`. Make it async, or use @function_task for a plain function"
         )
+
+
+_WAITS = frozenset({"GET_AWAITABLE", "SEND", "BEFORE_ASYNC_WITH", "GET_AITER", "GET_ANEXT", "END_ASYNC_FOR"})
+
+
+def _awaits(func: Any) -> bool:
+    """True unless ``func`` is an ``async def`` whose own code has no await, ``async with`` or ``async for``."""
+    import dis
+
+    code = getattr(func, "__code__", None)
+    if code is None or not inspect.iscoroutinefunction(func):
+        return True
+    return any(instruction.opname in _WAITS for instruction in dis.get_instructions(code))

@@ -388,3 +388,19 @@ async def test_a_waiting_executable_body_is_cancelled_where_it_waits() -> None:
     await asyncio.sleep(0)
     assert seen == ["cancelled"]
     await flow.shutdown()
+
+
+async def test_a_body_that_waits_runs_on_a_task_of_its_own() -> None:
+    flow = await WorkflowEngine.create()
+    seen: list[Any] = []
+
+    @flow.executable_task
+    async def guarded() -> str:
+        seen.append(asyncio.current_task())
+        async with asyncio.timeout(5):  # bound to the body's own task, never to its caller's
+            await asyncio.sleep(0)
+        return "echo ok"
+
+    assert await guarded() == "ok\n"
+    assert seen[0] is not None and seen[0] is not asyncio.current_task()
+    await flow.shutdown()
