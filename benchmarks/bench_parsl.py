@@ -50,10 +50,10 @@ async def first_result_native_defaults() -> float:
     from flowbridge.adapter import make_run_dir
     from flowbridge_parsl._config import guarded_commands
 
-    interchange, pool = guarded_commands(guard=True)
+    run_dir = make_run_dir("parsl-bench")
+    interchange, pool = guarded_commands(str(run_dir))
     start = time.perf_counter()
     htex = HighThroughputExecutor(address="127.0.0.1", interchange_launch_cmd=interchange, launch_cmd=pool)
-    run_dir = make_run_dir("parsl-bench")
     dfk = await asyncio.to_thread(
         DataFlowKernel, Config(executors=[htex], run_dir=str(run_dir), initialize_logging=NoopLogging())
     )

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ._command import as_command, as_prompt
 from ._dag import NOT_NATIVE, Dependent
 from ._errors import DependencyFailed, TaskFailed, TaskTimeout, UnsupportedResource
+from ._inbox import inbox
 from ._record import CANCELLED, DONE, FAILED, FINAL, PENDING, RUNNING, TaskRecord, TaskState, transition, value_lost
 from .adapter import Remote, TaskSpec
 
@@ -313,10 +314,7 @@ class TaskFuture(Dependent):
             handle.add_done_callback(self._on_handle_threadsafe)
 
     def _on_handle_threadsafe(self, handle: Any) -> None:
-        try:
-            self.get_loop().call_soon_threadsafe(self._on_handle, handle)
-        except RuntimeError:  # the engine's loop has closed: nobody is left to tell
-            pass
+        inbox(self.get_loop()).put(self._on_handle, handle)  # batched: one loop wakeup for many
 
     def _on_handle(self, handle: Any) -> None:
         if handle is not self._handle:  # a stale attempt (timed out, cancelled, retried)
