@@ -68,7 +68,9 @@ def shared(run_root: Path) -> Iterator[Any]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Unclosed", ResourceWarning)
         try:
-            asyncio.run(backend.shutdown())
+            # The clean close (cancel=False): shutdown(cancel=True) may cut RP's close short and kill
+            # its processes, and RP's threads in this process would then poll sockets destroyed below.
+            asyncio.run(backend.shutdown(cancel=False))
             assert mine in logging.getLogger().handlers, "the root logger lost a handler"
         finally:
             logging.getLogger().removeHandler(mine)

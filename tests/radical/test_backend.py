@@ -14,10 +14,11 @@ import os
 import signal
 import subprocess
 import time
+import urllib.parse
 from typing import Any
 
 import pytest
-from radical_helpers import ENV_BEFORE, processes_mentioning, wait_until_gone
+from radical_helpers import ENV_BEFORE, processes_mentioning, processes_working_in, wait_until_gone
 
 from flowbridge import (
     RadicalExecutionBackend,
@@ -207,8 +208,16 @@ async def test_dead_pilot_fails_pending_tasks_then_closes_cleanly(shared: Any, r
         await asyncio.sleep(1)
         # The pilot's own processes first (bootstrap, agent components: "rp.*"), so that
         # nothing is left to report on the tasks: RP then fires no task callbacks at all.
+        # Only those working in the pilot's sandbox: the client's own components (the
+        # PilotManager's launcher, which must see the pilot die) carry the run dir too.
         sandbox = str(run_root / "dying")
-        pilot_side = [p for p in processes_mentioning(sandbox) if " rp." in p or "bootstrap" in p or "launch" in p]
+        pilot_dir = urllib.parse.urlparse(str(backend.pilot.pilot_sandbox)).path
+        ours = set(processes_mentioning(sandbox))
+        pilot_side = [
+            p
+            for p in processes_working_in(pilot_dir)
+            if p in ours and (" rp." in p or "bootstrap" in p or "launch" in p)
+        ]
         assert pilot_side, "no pilot processes found"
         _kill(pilot_side)
         for task in pending:
