@@ -87,11 +87,6 @@ class RadicalExecutionBackend(Adapter):
             "functions",
             "executables",
             "cancel_running",
-            "resources.cores",
-            "resources.gpus",
-            "resources.memory",
-            "resources.walltime",
-            "mpi",
             "worker_lost",
         }
     )
@@ -111,7 +106,9 @@ class RadicalExecutionBackend(Adapter):
         run_dir: str | os.PathLike[str] | None = None,
         keep_run_dir: bool = False,
         start_timeout: float = 300.0,
+        name: str | None = None,
     ) -> None:
+        self._named(name)
         if resources is not None and not isinstance(resources, Mapping):
             raise TypeError(
                 f"RadicalExecutionBackend takes a dict such as {{'resource': 'local.localhost'}}, "
