@@ -22,7 +22,7 @@ def test_seed_local_dict() -> None:
         "runtime": _pilot.LOCAL_RUNTIME,
         "sandbox": "/x",
         "exit_on_error": False,
-        "cleanup": True,
+        "cleanup": False,  # the sandbox is in the run dir, removed at shutdown
         "nodes": 1,
     }
     assert overrides == {}
@@ -32,6 +32,7 @@ def test_seed_gpu_cluster_dict() -> None:
     seed = {"resource": "ornl.summit", "queue": "gpu", "nodes": 100, "gpus_per_node": 6, "walltime": 120}
     pd, overrides = _pilot.describe(seed, Path("/x"))
     assert (pd["resource"], pd["queue"], pd["nodes"], pd["runtime"]) == ("ornl.summit", "gpu", 100, 120)
+    assert pd["cleanup"] is True  # a remote sandbox: RP removes it
     assert overrides == {"gpus_per_node": 6}
 
 

@@ -11,23 +11,25 @@ no task callbacks, so a pilot callback fails every pending task with WorkerLost.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import itertools
 import logging
 import os
+import queue
 import shutil
 import sys
 import threading
 import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flowbridge import ConfigError, FlowbridgeError, UnsupportedResource, WorkerLost
 from flowbridge.adapter import Adapter, TaskSpec, make_run_dir
+from flowbridge.toolkit import procs
+from flowbridge.toolkit.blocking import off_loop
 
-from . import _environ, _pilot, _remote, _tasks
+from . import _environ, _pilot, _remote, _stop, _tasks
 
 if TYPE_CHECKING:
     import radical.pilot as rp
@@ -38,6 +40,51 @@ _BACKENDS = itertools.count(1)
 #: Seconds to wait for cancelled tasks, then for the pilot, at shutdown.
 _CANCEL_WAIT = 5.0
 _PILOT_WAIT = 10.0
+#: shutdown(cancel=True): seconds RP gets to close cleanly before flowbridge kills what it started
+#: (a clean close takes 5-6 s on an idle 2-core machine; the engine allows ~8 s in all).
+_GRACE = 4.5
+#: Seconds for the last sweep of what RP left behind after it closed (one /proc scan, then the kills).
+_SWEEP_WAIT = 3.0
+
+
+class _Stopped(FlowbridgeError):
+    """The backend was shut down while it was starting."""
+
+
+class _Worker:
+    """One daemon thread running RP calls in order (a ThreadPoolExecutor's thread is joined at exit)."""
+
+    def __init__(self, name: str) -> None:
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._open = True
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        if not self._open:
+            raise RuntimeError("closed")
+        self._queue.put((fn, args))
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            fn, args = item
+            try:
+                fn(*args)
+            except Exception:
+                _log.exception("RADICAL-Pilot call %s failed", getattr(fn, "__name__", fn))
+
+    def shutdown(self, wait: float | None = None) -> bool:
+        """Stop taking calls; wait up to ``wait`` s (None: no limit) for the queued ones; True when done."""
+        if self._open:
+            self._open = False
+            self._queue.put(None)
+        if threading.current_thread() is self._thread:
+            return False
+        self._thread.join(wait)
+        return not self._thread.is_alive()
 
 
 class _Entry:
@@ -163,7 +210,12 @@ class RadicalExecutionBackend(Adapter):
         self._outbox: list[_Entry] = []
         self._flushing = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pool: _Worker | None = None
+        self._reaper: procs.Reaper | None = None
+        self._proxy_workers: list[Any] = []  # RP's ZMQ proxy worker of an owned session (a fork of this process)
+        self._abort = False  # shut down while starting: the start thread stops at its next step
+        self._killed = False
+        self._restore_logging: Callable[[], None] | None = None
         self._broken: BaseException | None = None
         self._no_raptor: BaseException | None = None
         self._closing = False
@@ -182,9 +234,10 @@ class RadicalExecutionBackend(Adapter):
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="flowbridge-radical")
-        # Shielded: a cancelled start leaves RP coming up, and shutdown waits for it to close it.
-        self._start_future = asyncio.ensure_future(asyncio.to_thread(self._start_blocking))
+        self._pool = _Worker("flowbridge-radical")
+        # Shielded: a cancelled start leaves RP coming up, and shutdown closes (or kills) it. On a daemon
+        # thread of its own (off_loop): a start stuck in RP never holds up the program's exit.
+        self._start_future = asyncio.ensure_future(off_loop(self._start_blocking, name="flowbridge-radical-start"))
         await asyncio.shield(self._start_future)
 
     def _start_blocking(self) -> None:
@@ -192,6 +245,7 @@ class RadicalExecutionBackend(Adapter):
         if creates:  # sandboxes, and RADICAL state of the processes RP spawns for us
             self.run_dir = self._run_dir_given or make_run_dir("radical")
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.owner_tag = str(self.run_dir)
         try:
             if not creates:
                 self._attach()
@@ -204,11 +258,29 @@ class RadicalExecutionBackend(Adapter):
                     assert self.run_dir is not None
                     config = _pilot.write_resource_config(self.run_dir, self._resource, self._overrides)
                     env["RADICAL_CONFIG_USER_DIR"] = str(config)
-            with _environ.patched(env, self.run_dir if self._own_session else None):
+            if self._local and (self._own_session or self._own_pilot):
+                # Kills what this backend started (tagged with the run dir) and removes the run dir when
+                # this process dies without shutting down: kill -9, a second Ctrl-C, a kernel restart.
+                self._reaper = procs.Reaper(str(self.run_dir), self.run_dir if not self._keep else None)
+            _stop.install_fork_hook()
+            # SIGINT blocked on this thread: RP's threads and processes inherit it, so the terminal's
+            # Ctrl-C (or a Jupyter interrupt) reaches the driver only, never RP half-way.
+            with (
+                _stop.sigint_blocked(),
+                _environ.patched(env, self.run_dir if self._own_session else None, lock_timeout=self._start_timeout),
+            ):
                 self._bring_up()
         except BaseException:
-            self._tear_down(quick=True)
+            if self._abort:  # shutdown killed it meanwhile: kill what came up since
+                self._force()
+                self._finish()
+            else:
+                self._bounded_tear_down(_GRACE * 2)
             raise
+
+    def _check_abort(self) -> None:
+        if self._abort:
+            raise _Stopped("the RADICAL-Pilot backend was shut down while it was starting")
 
     def _bring_up(self) -> None:
         rp = _environ.import_rp()
@@ -216,6 +288,11 @@ class RadicalExecutionBackend(Adapter):
         if self._own_session:
             self.session = rp.Session()
             _log.info("RADICAL-Pilot session %s in %s", self.session.uid, self.run_dir)
+            assert self.run_dir is not None
+            self._proxy_workers = _stop.proxy_workers(self.session)
+            _stop.make_daemonic(self._proxy_workers)
+            _stop.kill_workers_at_exit(self.run_dir, self._proxy_workers)
+        self._check_abort()
         session = self.session
         if self._own_pilot:
             assert self.run_dir is not None
@@ -227,6 +304,7 @@ class RadicalExecutionBackend(Adapter):
             self._pmgr = rp.PilotManager(session=session)
             self.task_manager = rp.TaskManager(session=session)
             self._own_tmgr = True
+            self._check_abort()
             self.pilot = self._pmgr.submit_pilots(rp.PilotDescription(pd))
             self.task_manager.add_pilots(self.pilot)
             if not self._worker_cores_given:
@@ -239,6 +317,7 @@ class RadicalExecutionBackend(Adapter):
                 self.task_manager = rp.TaskManager(session=session)
                 self.task_manager.add_pilots(self.pilot)  # stays attached: left for the session to close
         self._attach()
+        self._check_abort()
         if self._want_raptor:
             self._start_raptor(rp)
         self._wait_for_pilot(rp)
@@ -280,11 +359,15 @@ class RadicalExecutionBackend(Adapter):
             return
         states = [rp.PMGR_ACTIVE] if self._local else [rp.PMGR_ACTIVE_PENDING, rp.PMGR_ACTIVE]
         self.pilot.wait(state=states + list(rp.FINAL), timeout=self._start_timeout)
+        self._check_abort()
         state = self.pilot.state
         if state in _FINAL:
+            sandbox = self._pilot_sandbox_path()
+            said = _stop.pilot_error(sandbox)
             raise WorkerLost(
-                f"the RADICAL-Pilot pilot {self.pilot.uid} on {self._resource} ended while starting ({state}); "
-                f"see {self.pilot.pilot_sandbox} (keep_run_dir=True keeps it)"
+                f"the RADICAL-Pilot pilot {self.pilot.uid} on {self._resource} ended while starting ({state})"
+                + (f"; the agent said:\n{said}\n" if said else "; ")
+                + f"see {sandbox or self.pilot.pilot_sandbox} (keep_run_dir=True keeps it)"
             )
         if state not in states:
             raise FlowbridgeError(
@@ -317,6 +400,9 @@ class RadicalExecutionBackend(Adapter):
             return future
         uid = f"{self._token}.{next(self._seq):06d}"
         fields["uid"] = uid
+        if task.kind == "executable":
+            # Every process of the command carries the tag: shutdown kills them on this host itself.
+            fields["environment"] = {**fields.get("environment", {}), procs.TASK_ENV: self._task_tag(uid)}
         fields["name"] = task.name[:64]
         entry = _Entry(uid, task.kind, future, fields, task)
         with self._lock:
@@ -401,11 +487,18 @@ class RadicalExecutionBackend(Adapter):
             except Exception:
                 _log.debug("cancel_tasks(%s) failed", uids, exc_info=True)
 
-    def _sandbox_of(self, uid: str) -> str | None:
+    def _pilot_sandbox_path(self) -> str | None:
         if self._pilot_sandbox is None:
             url = getattr(self.pilot, "pilot_sandbox", None)
             self._pilot_sandbox = urllib.parse.urlparse(str(url)).path if url else ""
-        return os.path.join(self._pilot_sandbox, uid) if self._pilot_sandbox else None
+        return self._pilot_sandbox or None
+
+    def _sandbox_of(self, uid: str) -> str | None:
+        sandbox = self._pilot_sandbox_path()
+        return os.path.join(sandbox, uid) if sandbox else None
+
+    def _task_tag(self, uid: str) -> str:
+        return f"radical:{os.uname().nodename}:{uid}"
 
     def _forget(self, entry: _Entry) -> None:
         with self._lock:
@@ -459,7 +552,8 @@ class RadicalExecutionBackend(Adapter):
             return
         error = WorkerLost(f"the RADICAL-Pilot pilot {pilot.uid} ended ({state}) with tasks still to run")
         self._broken = error
-        _log.warning("%s", error)
+        if self._live:
+            _log.warning("%s", error)
         self._fail_live(error, lambda entry: True)
 
     def _raptor_lost(self, uid: str, state: str) -> None:
@@ -490,26 +584,114 @@ class RadicalExecutionBackend(Adapter):
     # -- shutdown -------------------------------------------------------------------------------
 
     async def shutdown(self, *, cancel: bool = True) -> None:
+        """Cancel this backend's tasks and close what it created.
+
+        ``cancel=True`` returns within ~7 s whatever runs: RP gets ``_GRACE`` seconds to close
+        cleanly, then every process this backend started is killed and its run dir removed.
+        """
         if self._closed is None:
-            self._closed = asyncio.ensure_future(self._shutdown())
+            self._closed = asyncio.ensure_future(self._shutdown(cancel))
+        elif cancel and not self._closed.done():  # a waiting shutdown, now asked to hurry
+            try:
+                await asyncio.wait_for(asyncio.shield(self._closed), _GRACE)
+            except TimeoutError:
+                _log.warning("RADICAL-Pilot is still closing after %.1f s more; killing what it started", _GRACE)
+                self.kill()
+            return
         await asyncio.shield(self._closed)
 
-    async def _shutdown(self) -> None:
+    async def _shutdown(self, cancel: bool) -> None:
+        t0 = time.monotonic()
         starting = self._start_future
         if starting is not None and not starting.done():
+            if cancel:  # no waiting for a pilot to come up (20-90 s): stop the start and kill what it made
+                self._closing = self._abort = True
+                self._cancel_futures()
+                self._force()
+                self._finish()
+                _log.info("RADICAL-Pilot backend stopped while starting, after %.1f s", time.monotonic() - t0)
+                return
             await asyncio.gather(starting, return_exceptions=True)
         self._closing = True
         self._outbox.clear()
+        self._cancel_futures()
+        if starting is None:  # never started: nothing of RP's to close
+            return
+        if not cancel:
+            await off_loop(self._tear_down, name="flowbridge-radical-close")
+        else:
+            try:
+                await off_loop(self._tear_down, False, True, timeout=_GRACE, name="flowbridge-radical-close")
+            except TimeoutError:
+                _log.info(
+                    "RADICAL-Pilot did not close within %.1f s; killing the processes this backend started", _GRACE
+                )
+                self._force()
+        if not self._killed:
+            try:
+                await off_loop(self._force, True, timeout=_SWEEP_WAIT, name="flowbridge-radical-sweep")
+            except TimeoutError:
+                _log.debug("the sweep after RADICAL-Pilot's close took over %.1f s", _SWEEP_WAIT)
+        self._finish()
+        _log.debug("RADICAL-Pilot backend shut down after %.1f s", time.monotonic() - t0)
+        self._let_go()
+        _environ.collect_quietly()
+
+    def kill(self) -> None:
+        """Last resort, quick: kill every process this backend started, remove its run dir.
+
+        What the user brought (their session, pilot, RAPTOR master) is left alone; tasks this
+        backend submitted to a pilot on this machine are killed by their ``FLOWBRIDGE_TASK`` tag.
+        """
+        self._closing = self._abort = True
+        self._force()
+        self._finish()
+
+    def _cancel_futures(self) -> None:
         with self._lock:
             entries = list(self._live.values())
         for entry in entries:
             if not entry.future.done():
                 entry.future.cancel()
-        if starting is None:  # never started: nothing of RP's to close
-            return
-        await asyncio.to_thread(self._tear_down)
-        self._let_go()
-        _environ.collect_quietly()
+
+    def _force(self, sweep: bool = False) -> None:
+        """SIGKILL what this backend started: RP's processes (by run dir), its tasks (by tag), the proxy worker.
+
+        ``sweep``: after RP closed by itself, kill only what it left behind (a pilot cancelled
+        in a hurry leaves its RAPTOR master and workers running); RP is not counted as killed.
+        """
+        if not sweep:
+            self._killed = True
+        texts = [f"{procs.TASK_ENV}={self._task_tag(self._token + '.')}"] if self._local else []
+        under = None
+        if self.run_dir is not None and (self._own_session or self._own_pilot):
+            # The exact tag, or a path under the run dir (never a sibling run dir whose name starts alike).
+            under = str(self.run_dir)
+            texts += [f"{procs.OWNER_ENV}={under}\0", os.path.join(under, "")]
+        spare = [self._reaper.proc.pid] if self._reaper is not None else []
+        killed = _stop.kill_by_text(texts, spare=spare, under=under)
+        if self._own_session and self.run_dir is not None:
+            _stop.kill_workers(self._proxy_workers)
+        if killed:
+            _log.info(
+                "killed %d process(es) %s", len(killed), "RADICAL-Pilot left behind" if sweep else "of the backend"
+            )
+
+    def _finish(self) -> None:
+        """After RP closed or was killed: remove the run dir and PSI/J's scripts, stop the reaper."""
+        if self._psij is not None:
+            self._psij.clean()
+        if self.run_dir is not None:
+            _environ.release_id_base(self.run_dir)
+            if not self._keep:
+                shutil.rmtree(self.run_dir, ignore_errors=True)
+        if self.run_dir is not None:
+            _stop.closed(self.run_dir)
+        reaper, self._reaper = self._reaper, None
+        if reaper is not None:
+            reaper.stop()
+        if self._killed and self._restore_logging is not None:
+            self._restore_logging()  # a close cut short may have stripped them already
 
     def _let_go(self) -> None:
         """A closed backend holds no RP object, so what it closed can be collected now."""
@@ -517,20 +699,32 @@ class RadicalExecutionBackend(Adapter):
             self._live.clear()
         self.session = self.pilot = self.task_manager = self.raptor = self._pmgr = None
 
-    def _tear_down(self, quick: bool = False) -> None:
-        """Cancel this backend's tasks, then close what it created (6-11 s for an owned session)."""
+    def _bounded_tear_down(self, limit: float) -> None:
+        """A failed start: close what came up, killing it if RP does not close within ``limit`` s."""
+        worker = threading.Thread(target=self._tear_down, args=(True,), name="flowbridge-radical-close", daemon=True)
+        worker.start()
+        worker.join(limit)
+        if worker.is_alive():
+            _log.info("RADICAL-Pilot did not close within %.1f s after a failed start; killing it", limit)
+            self._force()
+        self._finish()
+
+    def _tear_down(self, quick: bool = False, hurry: bool = False) -> None:
+        """Cancel this backend's tasks, then close what it created (5-9 s for an owned session)."""
         if self._torn_down:
             return
         self._torn_down = True
         if self._pool is not None:
-            self._pool.shutdown(wait=True)
+            self._pool.shutdown(wait=1.0 if hurry else None)
         t0 = time.monotonic()
         try:
-            with _environ.logging_kept():  # RP's close removes the root logger's handlers
-                self._close_rp(quick)
+            with _environ.logging_kept() as restore:  # RP's close removes the root logger's handlers
+                self._restore_logging = restore
+                self._close_rp(quick, hurry)
             _log.debug("RADICAL-Pilot closed after %.1f s", time.monotonic() - t0)
         except Exception:
-            _log.warning("RADICAL-Pilot did not close cleanly", exc_info=True)
+            if not self._killed:
+                _log.warning("RADICAL-Pilot did not close cleanly", exc_info=True)
         finally:
             self._closing = True
             if self._psij is not None:
@@ -540,15 +734,19 @@ class RadicalExecutionBackend(Adapter):
                 if not self._keep:
                     shutil.rmtree(self.run_dir, ignore_errors=True)
 
-    def _close_rp(self, quick: bool) -> None:
+    def _close_rp(self, quick: bool, hurry: bool = False) -> None:
         t0 = time.monotonic()
         if not quick:
-            self._cancel_everything()
+            self._cancel_everything(wait=not hurry)
             _log.debug("tasks cancelled after %.1f s", time.monotonic() - t0)
+        if self._killed:
+            return
         if self._own_pilot and self.pilot is not None:
             self.pilot.cancel()
             self.pilot.wait(state=list(_FINAL), timeout=_PILOT_WAIT)
             _log.debug("pilot %s ended after %.1f s", self.pilot.uid, time.monotonic() - t0)
+        if self._killed:
+            return
         if self._own_session and self.session is not None:
             self.session.close(terminate=True, download=False)
             return
@@ -559,9 +757,12 @@ class RadicalExecutionBackend(Adapter):
         if self._pmgr is not None:
             self._pmgr.close(terminate=True)
 
-    def _cancel_everything(self) -> None:
+    def _cancel_everything(self, wait: bool = True) -> None:
         with self._lock:
             entries = [e for e in self._live.values() if e.task is not None and not e.final]
+        if not wait and self._local:
+            # In a hurry: kill the running commands here, at once (RP's cancel takes a round trip).
+            _stop.kill_by_text([f"{procs.TASK_ENV}={self._task_tag(self._token + '.')}"], wait=0.5)
         self._cancel_entries(entries)
         # Executables are killed by RP (~0.2 s); signalled functions end on their own, and an
         # owned RAPTOR worker takes its running functions with it.
@@ -573,7 +774,7 @@ class RadicalExecutionBackend(Adapter):
             except Exception:
                 _log.debug("cancelling RAPTOR failed", exc_info=True)
             waited += raptors
-        if waited and self.pilot is not None and self.pilot.state not in _FINAL:
+        if wait and waited and self.pilot is not None and self.pilot.state not in _FINAL:
             try:
                 self.task_manager.wait_tasks(uids=waited, state=list(_FINAL), timeout=_CANCEL_WAIT)
             except Exception:

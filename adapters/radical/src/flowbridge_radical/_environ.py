@@ -19,7 +19,7 @@ import shutil
 import sys
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,14 @@ def import_rp() -> Any:
 
 
 def variables(run_dir: Path, *, local: bool) -> dict[str, str]:
-    """The variables RADICAL-Pilot needs, given the user's current environment."""
+    """The variables RADICAL-Pilot needs, given the user's current environment.
+
+    ``FLOWBRIDGE_OWNER`` tags every process RP execs while it starts (see
+    :mod:`flowbridge.toolkit.procs`); ``SPT_NOENV`` keeps that tag readable in
+    ``/proc/PID/environ`` after RP's processes retitle themselves with setproctitle.
+    """
+    from flowbridge.toolkit.procs import OWNER_ENV
+
     bindir = os.path.dirname(sys.executable)
     path = os.environ.get("PATH", "")
     values = {
@@ -57,6 +64,8 @@ def variables(run_dir: Path, *, local: bool) -> dict[str, str]:
         "RADICAL_PROFILE": os.environ.get("RADICAL_PROFILE", "False"),  # profiling halves throughput
         "RADICAL_REPORT": os.environ.get("RADICAL_REPORT", "False"),  # no progress bars on stdout
         "VIRTUAL_ENV": sys.prefix,  # the agent reuses this interpreter's environment
+        OWNER_ENV: str(run_dir),
+        "SPT_NOENV": "1",
     }
     if bindir not in path.split(os.pathsep):
         values["PATH"] = path + os.pathsep + bindir if path else bindir  # radical-pilot-* scripts
@@ -67,13 +76,18 @@ def variables(run_dir: Path, *, local: bool) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def patched(values: dict[str, str], run_dir: Path | None = None) -> Iterator[None]:
+def patched(values: dict[str, str], run_dir: Path | None = None, lock_timeout: float = 600.0) -> Iterator[None]:
     """Set ``values`` in ``os.environ`` for the block; restore what the user had after it.
 
     A variable someone else changed meanwhile is left as they set it. With ``run_dir``,
     radical.utils also counts ids there (imported here first, it would use ``~/.radical``).
     """
-    with _LOCK:
+    if not _LOCK.acquire(timeout=lock_timeout):
+        raise TimeoutError(
+            f"another RADICAL-Pilot backend in this process has been starting for over {lock_timeout:.0f} s; "
+            f"shut it down first (or raise start_timeout=)"
+        )
+    try:
         saved = {key: os.environ.get(key) for key in values}
         os.environ.update(values)
         try:
@@ -88,6 +102,8 @@ def patched(values: dict[str, str], run_dir: Path | None = None) -> Iterator[Non
                     del os.environ[key]
                 else:
                     os.environ[key] = old
+    finally:
+        _LOCK.release()
 
 
 def _pin_id_base(run_dir: Path) -> None:
@@ -170,20 +186,25 @@ def collect_quietly() -> None:
 
 
 @contextlib.contextmanager
-def logging_kept() -> Iterator[None]:
+def logging_kept() -> Iterator[Callable[[], None]]:
     """Put back the logging handlers RADICAL-Pilot removes from your loggers when it closes.
 
     radical.utils closes a logger by closing and removing every handler up its parent
     chain, the root logger's included: after ``session.close()`` your own logging
-    would print nothing. Handlers of the ``radical.*`` loggers stay closed.
+    would print nothing. Handlers of the ``radical.*`` loggers stay closed. The block
+    gets the function that puts them back, for a close abandoned half-way.
     """
     manager = logging.Logger.manager
     loggers = [logging.getLogger(), *(v for v in list(manager.loggerDict.values()) if isinstance(v, logging.Logger))]
     kept = {lg: list(lg.handlers) for lg in loggers if lg.handlers and not lg.name.startswith(("radical", "rp."))}
-    try:
-        yield
-    finally:
+
+    def restore() -> None:
         for lg, handlers in kept.items():
             for handler in handlers:
                 if handler not in lg.handlers:
                     lg.addHandler(handler)
+
+    try:
+        yield restore
+    finally:
+        restore()

@@ -74,7 +74,9 @@ def describe(resources: Mapping[str, Any] | None, sandbox: Path) -> tuple[dict[s
         "runtime": int(-(-walltime // 1)) if walltime is not None else (LOCAL_RUNTIME if local else BATCH_RUNTIME),
         "sandbox": str(sandbox),
         "exit_on_error": False,
-        "cleanup": True,
+        # A local sandbox lies in the run dir, removed at shutdown: RP's clean-up would remove it as
+        # soon as the pilot ends, with the agent's own account of why it failed.
+        "cleanup": not local,
     }
     for key in ("queue", "project", "access_schema", "job_name", "cores", "gpus", "memory"):
         if given.get(key) is not None:
