@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import os
 import pickle
 import signal
@@ -59,10 +60,42 @@ def dumps(func: Any, args: Any, kwargs: Any) -> str:
     return base64.b64encode(dill.dumps((func, tuple(args), dict(kwargs)), recurse=True)).decode("ascii")
 
 
-def _encode(kind: str, value: Any) -> str:
-    """The outcome as text: plain pickle when it can ("p"), else dill ("d")."""
+class _Outcome(pickle.Pickler):
+    """Pickle, with the classes of the driver's ``__main__`` (the user's script) kept by name.
+
+    The worker knows them only as dill rebuilt them from the task's payload; sent by
+    value they would come back as copies (``isinstance`` false on the driver).
+    """
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, type) and obj.__module__ == "__main__":
+            import dill
+
+            return (_driver_class, (obj.__qualname__, dill.dumps(obj, recurse=True)))
+        return NotImplemented
+
+
+def _driver_class(qualname: str, by_value: bytes) -> Any:
+    """On the driver: its own ``__main__`` class of that name, else the copy the worker sent."""
+    obj: Any = sys.modules.get("__main__")
     try:
-        return "p" + base64.b64encode(pickle.dumps((kind, value))).decode("ascii")
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+        if isinstance(obj, type):
+            return obj
+    except AttributeError:
+        pass
+    import dill
+
+    return dill.loads(by_value)
+
+
+def _encode(kind: str, value: Any) -> str:
+    """The outcome as text: pickle when it can ("p", ``__main__`` classes by name), else dill ("d")."""
+    try:
+        buffer = io.BytesIO()
+        _Outcome(buffer).dump((kind, value))
+        return "p" + base64.b64encode(buffer.getvalue()).decode("ascii")
     except Exception:
         pass
     import dill
