@@ -30,12 +30,16 @@ from ._errors import (
     UnsupportedResource,
     WorkerLost,
 )
+from ._logging import log_to_stderr
 from ._noop import NoopExecutionBackend
+from ._record import Attempt, IllegalTransition, TaskRecord
 from ._resources import Resources
 from ._task import TaskFuture, TaskState
 
 if TYPE_CHECKING:
     from ._executor import Executor
+    from ._graph import Graph, GraphvizNotFound
+    from ._report import Report
 
 #: RADICAL-AsyncFlow's name for the concurrent.futures backend.
 LocalExecutionBackend = ConcurrentExecutionBackend
@@ -43,6 +47,7 @@ LocalExecutionBackend = ConcurrentExecutionBackend
 __version__ = "0.1.0"
 
 __all__ = [
+    "Attempt",
     "BackendUnavailable",
     "ConcurrentExecutionBackend",
     "ConfigError",
@@ -53,24 +58,38 @@ __all__ = [
     "Executor",
     "ExecutorlibExecutionBackend",
     "FlowbridgeError",
+    "Graph",
+    "GraphvizNotFound",
+    "IllegalTransition",
     "InvalidTaskBody",
     "LocalExecutionBackend",
     "NoopExecutionBackend",
     "ParslExecutionBackend",
     "RadicalExecutionBackend",
+    "Report",
     "Resources",
     "TaskFailed",
     "TaskFuture",
+    "TaskRecord",
     "TaskState",
     "TaskTimeout",
     "UnsupportedResource",
     "WorkerLost",
     "WorkflowEngine",
+    "log_to_stderr",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    """Adapter classes import their framework only when first named."""
+    """Adapter classes import their framework only when first named; the report modules too."""
+    if name == "Report":
+        from ._report import Report
+
+        return Report
+    if name in ("Graph", "GraphvizNotFound"):
+        from . import _graph
+
+        return getattr(_graph, name)
     if name == "Executor":
         from ._executor import Executor
 

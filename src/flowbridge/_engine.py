@@ -14,7 +14,7 @@ import uuid
 import warnings
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 from ._errors import EngineClosed, FlowbridgeError
 from ._record import TaskRecord
@@ -23,6 +23,10 @@ from ._task import TaskFuture
 from ._template import TaskTemplate, check_options, check_target
 from .adapter import Adapter
 from .toolkit.blocking import off_loop
+
+if TYPE_CHECKING:
+    from ._graph import Graph
+    from ._report import Report
 
 _log = logging.getLogger("flowbridge.engine")
 
@@ -107,6 +111,8 @@ class WorkflowEngine:
         self._cancelling = False
         self._lifetime_ended = False
         self._keep_backends = False
+        if _tracked is not None:
+            _tracked.append(self)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -139,6 +145,33 @@ class WorkflowEngine:
                 f"create it with record=True (the default)"
             )
         return self._records
+
+    def report(self) -> Report:
+        """What ran, where and when, so far: a :class:`Report` over every task's record."""
+        from ._report import Report
+
+        return Report(self._snapshot("report"), name=self.uid)
+
+    def graph(self) -> Graph:
+        """The dependency graph of every task called so far: DOT, Mermaid, or an image via graphviz."""
+        from ._graph import Graph
+
+        return Graph(self._snapshot("graph"))
+
+    def _snapshot(self, what: str) -> list[TaskRecord]:
+        """The records, once the loop has taken in every call made before (from another thread, say)."""
+        records = self._kept_records(what)
+        loop = self._loop
+        if (
+            self._thread is not None
+            and loop is not None
+            and loop.is_running()
+            and asyncio._get_running_loop() is not loop
+        ):
+            done = threading.Event()
+            loop.call_soon_threadsafe(done.set)  # after the _begin of every earlier call
+            done.wait(5)
+        return list(records)
 
     def workflow_scope(self, workflow_id: str | None = None) -> WorkflowScope:
         """``async with flow.workflow_scope("etl-42"):`` tags every task called inside with that id.
@@ -548,6 +581,22 @@ def _warn_unclosed(engine: WorkflowEngine, why: str) -> None:
         ResourceWarning,
         stacklevel=1,
     )
+
+
+#: Every engine made while ``flowbridge run --report`` runs a script; None otherwise.
+_tracked: list[WorkflowEngine] | None = None
+
+
+def track_engines() -> list[WorkflowEngine]:
+    """From now on, remember every engine created (``flowbridge run --report``); returns that list."""
+    global _tracked
+    _tracked = []
+    return _tracked
+
+
+def stop_tracking() -> None:
+    global _tracked
+    _tracked = None
 
 
 #: Engines bound to a loop of the user's; see shutdown_left_open.
