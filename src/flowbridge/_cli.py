@@ -12,12 +12,13 @@ import types
 from pathlib import Path
 from typing import Any
 
-USAGE = """usage: flowbridge run [--profile NAME] [--debug] SCRIPT [ARGS...] [-- SCRIPT-ARGS...]
+USAGE = """usage: flowbridge run [--profile NAME] [--report PATH] [--debug] SCRIPT [ARGS...] [-- SCRIPT-ARGS...]
        flowbridge compare --profiles A,B[,...] [--json PATH] [--timeout S] [--debug] SCRIPT [ARGS...]
        flowbridge backends
        flowbridge --version
 
-run       run a workflow script (top-level await allowed), on a config profile if given
+run       run a workflow script (top-level await allowed), on a config profile if given;
+          --report out.html (or .json) writes what ran at the end, also after a failure or Ctrl-C
 compare   run one script on several profiles and compare them side by side
 backends  list known backends and whether they are installed
 
@@ -26,7 +27,7 @@ go to the script untouched, as do plain (non-option) arguments after SCRIPT."""
 
 #: options of each command: name -> whether it takes a value
 OPTIONS: dict[str, dict[str, bool]] = {
-    "run": {"--profile": True, "--debug": False},
+    "run": {"--profile": True, "--report": True, "--debug": False},
     "compare": {"--profiles": True, "--json": True, "--timeout": True, "--debug": False},
     "backends": {"--debug": False},
 }
@@ -36,7 +37,7 @@ class UsageError(Exception):
     """A mistake on the command line: one line, the fix named, exit status 2."""
 
 
-def run_script(path: str, argv: list[str]) -> None:
+def run_script(path: str, argv: list[str], report: str | None = None) -> None:
     """Run a script as ``__main__``; top-level ``await`` works, as in a notebook.
 
     Scripts written for Jupyter (the seeds' ``await ConcurrentExecutionBackend(...)``)
@@ -45,6 +46,8 @@ def run_script(path: str, argv: list[str]) -> None:
     A top-level-await script has no ``__file__``, as in a notebook: worker
     processes started with ``spawn`` (Dask's LocalCluster) would otherwise
     re-run it as a module, where top-level ``await`` is a syntax error.
+    With ``report``, the records of every engine the script made are written
+    there when it ends, however it ends (see :func:`write_reports`).
     """
     file = Path(path)
     if not file.is_file():
@@ -58,12 +61,48 @@ def run_script(path: str, argv: list[str]) -> None:
     sys.path[0] = str(file.resolve().parent)
     if code.co_flags & inspect.CO_COROUTINE:
         del module.__dict__["__file__"]
+    from . import _engine
+
+    engines = _engine.track_engines() if report else None
     try:
         result = eval(code, module.__dict__)
         if inspect.iscoroutine(result):
             asyncio.run(_closing_engines(result))
     finally:
         sys.modules["__main__"], sys.argv, sys.path[0] = saved_main, saved_argv, saved_path0
+        if engines is not None and report:
+            _engine.stop_tracking()
+            write_reports(report, engines)
+
+
+def write_reports(path: str, engines: list[Any]) -> None:
+    """The report of each engine that kept records: the first at ``path``, others beside it.
+
+    A second engine's goes to ``out.<engine uid>.html``. Never raises: the
+    script's own error (or Ctrl-C) is what the run ends with; a report that
+    cannot be written is said on stderr.
+    """
+    kept = [e for e in engines if e._records is not None and e._records]
+    if not kept:
+        kept = [e for e in engines if e._records is not None][:1]
+    if not kept:
+        print(f"flowbridge: --report {path}: the script made no engine that keeps records", file=sys.stderr)
+        return
+    stem, suffix = os.path.splitext(path)
+    for i, engine in enumerate(kept):
+        target = path if i == 0 else f"{stem}.{engine.uid}{suffix}"
+        try:
+            from ._report import Report
+
+            report = Report(list(engine._records), name=engine.uid)
+            if suffix == ".json":
+                report.to_json(target)
+            else:
+                report.to_html(target)
+        except Exception as exc:  # never hide how the script ended
+            print(f"flowbridge: could not write the report {target}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        else:
+            print(f"flowbridge: report written to {target}", file=sys.stderr)
 
 
 async def _closing_engines(body: Any) -> None:
@@ -167,11 +206,14 @@ def _main(argv: list[str]) -> int:
                 raise UsageError(f"compare: --timeout takes seconds, not {values['--timeout']!r}") from None
         json_path = values.get("--json")
         return compare(script, names, rest, str(json_path) if json_path else None, timeout)
+    report = values.get("--report")
+    if report is not None and os.path.splitext(str(report))[1] not in (".html", ".htm", ".json"):
+        raise UsageError(f"run: --report takes a .html or .json path, not {report!r}")
     if "--profile" in values:
         name = str(values["--profile"])
         profile(name)  # fail now, with the fix, rather than inside the script
         os.environ[ENV_PROFILE] = name
-    run_script(script, rest)
+    run_script(script, rest, str(report) if report is not None else None)
     return 0
 
 
