@@ -7,7 +7,18 @@ class FlowbridgeError(Exception):
     """Base of every error flowbridge raises itself."""
 
 
-class TaskFailed(FlowbridgeError):
+class TaskError(FlowbridgeError):
+    """Base of the errors that belong to one task: ``uid`` and ``name`` say which.
+
+    The engine fills both in when the error ends a task (they are None on an
+    error raised at decoration, before any task exists).
+    """
+
+    uid: str | None = None
+    name: str | None = None
+
+
+class TaskFailed(TaskError):
     """A task ended in failure that is not a Python exception of its own.
 
     Executable tasks raise it for a non-zero exit status; ``exit_code`` and the
@@ -27,7 +38,7 @@ def _rebuild_task_failed(message: str, exit_code: int | None, stderr: str) -> Ta
     return TaskFailed(message, exit_code=exit_code, stderr=stderr)
 
 
-class DependencyFailed(FlowbridgeError):
+class DependencyFailed(TaskError):
     """A task was not run because a task it depends on failed.
 
     ``__cause__`` is the dependency's own error, so following the chain of
@@ -76,19 +87,19 @@ class DependencyFailed(FlowbridgeError):
 DependencyFailureError = DependencyFailed
 
 
-class TaskTimeout(FlowbridgeError, TimeoutError):
+class TaskTimeout(TaskError, TimeoutError):
     """A task ran past its ``timeout=``; it was cancelled."""
 
 
-class WorkerLost(FlowbridgeError):
+class WorkerLost(TaskError):
     """The worker, process or batch job running a task died before it finished."""
 
 
-class UnsupportedResource(FlowbridgeError, ValueError):
+class UnsupportedResource(TaskError, ValueError):
     """A task asked for a resource its adapter cannot honour."""
 
 
-class InvalidTaskBody(FlowbridgeError, TypeError, ValueError):
+class InvalidTaskBody(TaskError, TypeError, ValueError):
     """An executable or prompt task's body returned something that is not a command (or a prompt).
 
     Both a TypeError (what flowbridge raised first) and a ValueError (what

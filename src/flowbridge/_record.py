@@ -17,7 +17,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from ._errors import DependencyFailed, FlowbridgeError
+from ._errors import DependencyFailed, FlowbridgeError, TaskError
 
 if TYPE_CHECKING:
     from ._task import TaskFuture
@@ -272,6 +272,8 @@ def transition(task: TaskFuture, state: TaskState, error: BaseException | None =
     if record is not None:
         record._moved(state, _perf(), error)
     if state is FAILED:
+        if isinstance(error, TaskError) and error.uid is None:
+            error.uid, error.name = task.uid, task.name
         _log_failure(task, error)
     else:
         _log.debug("task %s (%s) %s -> %s", task.uid, task.name, old.value, state.value)

@@ -149,3 +149,24 @@ async def test_result_on_the_loop_before_done_says_await(flow):
     with pytest.raises(asyncio.InvalidStateError, match="await it"):
         task.result()
     await task
+
+
+async def test_task_errors_carry_their_task(flow):
+    import time
+
+    from flowbridge import DependencyFailed, TaskTimeout
+    from flowbridge._errors import TaskError
+
+    def boom():
+        raise RuntimeError("no")
+
+    slow = flow.function_task(timeout=0.05)(time.sleep)(1)
+    with pytest.raises(TaskTimeout) as timed_out:
+        await slow
+    assert (timed_out.value.uid, timed_out.value.name) == (slow.uid, "sleep")
+    upstream = flow.function_task(boom)()
+    downstream = flow.function_task(print)(upstream)
+    with pytest.raises(DependencyFailed) as failed:
+        await downstream
+    assert isinstance(failed.value, TaskError) and (failed.value.uid, failed.value.name) == (downstream.uid, "print")
+    assert failed.value.dependency.startswith(upstream.uid)
