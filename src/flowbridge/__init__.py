@@ -25,6 +25,7 @@ from ._errors import (
     EngineClosed,
     FlowbridgeError,
     InvalidTaskBody,
+    TaskError,
     TaskFailed,
     TaskTimeout,
     UnsupportedResource,
@@ -68,6 +69,7 @@ __all__ = [
     "RadicalExecutionBackend",
     "Report",
     "Resources",
+    "TaskError",
     "TaskFailed",
     "TaskFuture",
     "TaskRecord",
@@ -99,3 +101,22 @@ def __getattr__(name: str) -> Any:
     if name in CLASS_NAMES:
         return load(CLASS_NAMES[name])
     raise AttributeError(f"module 'flowbridge' has no attribute {name!r}")
+
+
+def _importable(names: list[str]) -> list[str]:
+    """``from flowbridge import *`` takes an adapter class only when its framework is installed."""
+    from importlib.util import find_spec
+
+    from ._registry import CLASS_NAMES, FRAMEWORKS
+
+    def usable(name: str) -> bool:
+        framework = FRAMEWORKS.get(CLASS_NAMES.get(name, ""))
+        try:
+            return framework is None or find_spec(framework) is not None
+        except (ImportError, ValueError):
+            return False
+
+    return [name for name in names if usable(name)]
+
+
+__all__ = _importable(__all__)

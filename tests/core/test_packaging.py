@@ -38,3 +38,16 @@ def test_the_wheel_carries_every_adapter_and_its_entry_point() -> None:
         if extra is not None:
             assert points.get(name) == target
     assert not list(ROOT.glob("adapters/*/pyproject.toml")), "an adapter folder is not a distribution of its own"
+
+
+def test_star_import_works_whatever_is_installed() -> None:
+    import subprocess
+    import sys
+
+    hide = "import sys; sys.modules['distributed'] = sys.modules['parsl'] = None\n"  # as if not installed
+    script = hide + "from flowbridge import *\nprint(sorted(n for n in dir() if n.endswith('ExecutionBackend')))"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    names = out.stdout.strip()
+    assert "'ConcurrentExecutionBackend'" in names and "'ExecutorlibExecutionBackend'" in names
+    assert "Dask" not in names and "Parsl" not in names
