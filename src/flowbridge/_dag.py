@@ -102,7 +102,7 @@ class Dependent(asyncio.Future):  # type: ignore[type-arg]
         record = self._rec
         if dep._remote is None and _future_done(dep):
             if record is not None:
-                record.deps.append((dep.uid, "value"))
+                record._edge(dep.uid, "value")
             self._dep_ok(dep)
             return
         tmpl = self._tmpl
@@ -121,7 +121,7 @@ class Dependent(asyncio.Future):  # type: ignore[type-arg]
                 self._native_deps = set()
             self._native_deps.add(dep)
             if record is not None:
-                record.deps.append((dep.uid, "native"))
+                record._edge(dep.uid, "native")
             if dep._on_settle is None:
                 dep._on_settle = []
             dep._on_settle.append(self)  # type: ignore[arg-type]
@@ -135,7 +135,7 @@ class Dependent(asyncio.Future):  # type: ignore[type-arg]
 
     def _wait_for_value(self, dep: TaskFuture) -> None:
         if self._rec is not None:
-            self._rec.deps.append((dep.uid, "value"))
+            self._rec._edge(dep.uid, "value")
         self._pending += 1
         dep.add_done_callback(self._dep_value_ready)
 
@@ -144,7 +144,7 @@ class Dependent(asyncio.Future):  # type: ignore[type-arg]
         if dep._native is NOT_NATIVE:  # the adapter gave no native handle: wait for the value
             self._native_deps.discard(dep)  # type: ignore[union-attr]
             if self._rec is not None:
-                deps = self._rec.deps
+                deps = self._rec._deps
                 deps[deps.index((dep.uid, "native"))] = (dep.uid, "value")
             dep.add_done_callback(self._dep_value_ready)
             return

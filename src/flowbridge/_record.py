@@ -45,6 +45,8 @@ LEGAL: dict[TaskState, frozenset[TaskState]] = {
     CANCELLED: frozenset(),
 }
 
+_NONE: Any = ()
+_FIRST: Any = ("first",)  # see TaskRecord._submitted
 WALL0 = time.time()
 PERF0 = time.perf_counter()
 _perf = time.perf_counter
@@ -135,20 +137,18 @@ class TaskRecord:
     """
 
     __slots__ = (
-        "_moves",
+        "_attempts",
+        "_deps",
+        "_failure",
+        "_t0",
+        "_t1",
+        "_t2",
         "adapter",
-        "attempts",
         "backend",
-        "deps",
-        "error_message",
-        "error_type",
         "kind",
         "lost",
         "name",
         "parent",
-        "root_message",
-        "root_task",
-        "root_type",
         "route",
         "state",
         "uid",
@@ -156,7 +156,15 @@ class TaskRecord:
     )
 
     def __init__(
-        self, uid: str, name: str, kind: str, route: str, adapter: str, backend: str, parent: str | None
+        self,
+        uid: str,
+        name: str,
+        kind: str,
+        route: str,
+        adapter: str,
+        backend: str,
+        parent: str | None,
+        workflow_id: str | None = None,
     ) -> None:
         self.uid = uid
         self.name = name
@@ -165,38 +173,85 @@ class TaskRecord:
         self.adapter = adapter
         self.backend = backend
         self.parent = parent
-        self.workflow_id: str | None = None
+        self.workflow_id = workflow_id
         self.state = PENDING
-        self.deps: list[tuple[str, str]] = []
-        self.attempts: list[Attempt] = []
-        self.error_type: str | None = None
-        self.error_message: str | None = None
-        self.root_type: str | None = None
-        self.root_message: str | None = None
-        self.root_task: str | None = None
+        # Shared empty tuples until the first edge or attempt: most records stay this small.
+        self._deps: list[tuple[str, str]] = _NONE
+        self._attempts: list[Attempt] = _NONE
+        self._failure: tuple[str, str, str | None, str | None, str | None] | None = None
         self.lost: tuple[str, str] | None = None
-        self._moves: list[Any] = [PENDING, _perf()]  # state, perf, state, perf, ...
+        # perf_counter when it was called, became RUNNING, ended: LEGAL allows no other path,
+        # so these three are its whole history (and no list per record for the GC to walk)
+        self._t0 = _perf()
+        self._t1: float | None = None
+        self._t2: float | None = None
 
     # -- reading ----------------------------------------------------------------
 
     @property
+    def deps(self) -> list[tuple[str, str]]:
+        """``(uid, edge)`` of each dependency, edge "value" or "native"."""
+        return self._deps if self._deps is not _NONE else []
+
+    @property
+    def attempts(self) -> list[Attempt]:
+        """One :class:`Attempt` per hand-over to the backend, oldest first."""
+        if self._attempts is _FIRST:
+            self._materialize()
+        return self._attempts if self._attempts is not _NONE else []
+
+    def _materialize(self) -> None:
+        """The one attempt of the common case, kept as "handed over when it became RUNNING", as an object."""
+        attempt = Attempt(1, self._t1)  # type: ignore[arg-type]
+        if self._t2 is not None:  # it ended: the final state is its outcome
+            failure = self._failure
+            attempt.outcome, attempt.ended_perf = self.state, self._t2
+            if failure is not None and self.state is not CANCELLED:
+                attempt.error_type, attempt.error_message = failure[0], failure[1]
+        self._attempts = [attempt]
+
+    @property
+    def error_type(self) -> str | None:
+        return None if self._failure is None else self._failure[0]
+
+    @property
+    def error_message(self) -> str | None:
+        return None if self._failure is None else self._failure[1]
+
+    @property
+    def root_task(self) -> str | None:
+        return None if self._failure is None else self._failure[2]
+
+    @property
+    def root_type(self) -> str | None:
+        return None if self._failure is None else self._failure[3]
+
+    @property
+    def root_message(self) -> str | None:
+        return None if self._failure is None else self._failure[4]
+
+    @property
     def transitions(self) -> list[tuple[TaskState, float]]:
         """Every state the task was in, with the wall-clock time it got there, oldest first."""
-        moves = self._moves
-        return [(moves[i], WALL0 + (moves[i + 1] - PERF0)) for i in range(0, len(moves), 2)]
+        out = [(PENDING, WALL0 + (self._t0 - PERF0))]
+        if self._t1 is not None:
+            out.append((RUNNING, WALL0 + (self._t1 - PERF0)))
+        if self._t2 is not None:
+            out.append((self.state, WALL0 + (self._t2 - PERF0)))
+        return out
 
     @property
     def created_perf(self) -> float:
-        return float(self._moves[1])
+        return self._t0
 
     @property
     def created(self) -> float:
         """When the task was called (wall clock)."""
-        return WALL0 + (float(self._moves[1]) - PERF0)
+        return WALL0 + (self._t0 - PERF0)
 
     @property
     def ended_perf(self) -> float | None:
-        return float(self._moves[-1]) if self.state in FINAL else None
+        return self._t2
 
     @property
     def ended(self) -> float | None:
@@ -233,26 +288,43 @@ class TaskRecord:
 
     # -- writing (the engine's side) ---------------------------------------------
 
-    def _submitted(self, perf: float) -> None:
-        self.attempts.append(Attempt(len(self.attempts) + 1, perf))
+    def _edge(self, uid: str, edge: str) -> None:
+        if self._deps is _NONE:
+            self._deps = [(uid, edge)]
+        else:
+            self._deps.append((uid, edge))
+
+    def _submitted(self, perf: float, at_running: bool = False) -> None:
+        if self._attempts is _NONE:
+            # The common case costs no object: one attempt, handed over as the task became RUNNING.
+            self._attempts = _FIRST if at_running else [Attempt(1, perf)]
+        else:
+            if self._attempts is _FIRST:
+                self._materialize()
+            self._attempts.append(Attempt(len(self._attempts) + 1, perf))
 
     def _attempt_failed(self, error: BaseException) -> None:
         """The running attempt failed and the task is retried: the next attempt follows."""
-        if self.attempts and self.attempts[-1].outcome is None:
-            self.attempts[-1]._end("FAILED", _perf(), error)
+        if self._attempts is _FIRST:
+            self._materialize()
+        if self._attempts and self._attempts[-1].outcome is None:
+            self._attempts[-1]._end("FAILED", _perf(), error)
 
     def _moved(self, state: TaskState, perf: float, error: BaseException | None) -> None:
         self.state = state
-        self._moves += (state, perf)
-        if state is DONE or state is FAILED or state is CANCELLED:
-            attempts = self.attempts
-            if attempts and attempts[-1].outcome is None:
-                attempts[-1]._end(state.value, perf, error)
+        if state is RUNNING:
+            self._t1 = perf
+        else:  # a final state
+            self._t2 = perf
+            attempts = self._attempts
+            if attempts and attempts is not _FIRST and attempts[-1].outcome is None:
+                attempts[-1]._end(state, perf, error)
             if error is not None:
-                self.error_type, self.error_message = type(error).__name__, str(error)
                 if isinstance(error, DependencyFailed):
                     root = error.root
-                    self.root_type, self.root_message, self.root_task = type(root).__name__, str(root), error.origin
+                    self._failure = (type(error).__name__, str(error), error.origin, type(root).__name__, str(root))
+                else:
+                    self._failure = (type(error).__name__, str(error), None, None, None)
 
 
 def transition(task: TaskFuture, state: TaskState, error: BaseException | None = None) -> None:
@@ -263,7 +335,11 @@ def transition(task: TaskFuture, state: TaskState, error: BaseException | None =
     error, unless a dependency's failure caused it (INFO: the root was logged).
     """
     old = task._fb
-    if state not in LEGAL[old]:
+    # LEGAL, by identity (an enum's hash is a Python call)
+    if not (
+        (old is PENDING and (state is RUNNING or state is FAILED or state is CANCELLED))
+        or (old is RUNNING and (state is DONE or state is FAILED or state is CANCELLED))
+    ):
         raise IllegalTransition(
             f"task {task.uid} ({task.name}): {old.value} -> {state.value} is not a legal state change"
         )

@@ -302,10 +302,13 @@ class TaskFuture(Dependent):
     def _watch(self, handle: Any) -> None:
         """Follow a running attempt: its completion settles the task, its timeout ends it."""
         self._handle = handle
+        record = self._rec
         if self._fb is PENDING:
             transition(self, RUNNING)
-        if self._rec is not None:
-            self._rec._submitted(_perf())
+            if record is not None:
+                record._submitted(record._t1, at_running=True)  # type: ignore[arg-type]
+        elif record is not None:
+            record._submitted(_perf())
         if self._tmpl.timeout is not None:
             self._timer = self.get_loop().call_later(self._tmpl.timeout, self._on_timeout, handle)
         if isinstance(handle, asyncio.Future):
