@@ -5,7 +5,7 @@
     python benchmarks/bench_records.py --check              # exit 1 when a target is missed
 
 Contenders, on one ``WorkflowEngine(backend=ConcurrentExecutionBackend(ThreadPoolExecutor()))``
-with plain ``def`` no-op task bodies, built before timing, interleaved by :func:`harness.best_of`:
+with plain ``def`` no-op task bodies, built before timing, alternating run by run:
 
 * ``records off``: as ``WorkflowEngine(record=False)``, only what running the tasks needs;
 * ``records on``: the default, one :class:`flowbridge.TaskRecord` per task.
@@ -62,42 +62,31 @@ async def time_on_and_off(fanout_n: int, chain_n: int, repeat: int) -> dict[str,
     """Best seconds of each workload per contender, alternating run by run.
 
     Both contenders use one engine, switched between ``record=False`` (no record list)
-    and records on (a fresh list per run) before each run: two engines side by side
+    and records on (an empty list) before each run, untimed: two engines side by side
     differ by more than records do (the second-made engine and its pool ran up to 1.4x
-    slower than the first with records off in both, on a shared 2-core machine).
+    slower than the first with records off in both, on a shared 2-core machine), and
+    freeing the last run's records is no part of this run.
     """
-    from harness import best_of
+    import gc
+    import time
 
     from flowbridge import ConcurrentExecutionBackend, WorkflowEngine
 
     flow = await WorkflowEngine.create(backend=ConcurrentExecutionBackend(ThreadPoolExecutor()))
-    kept: list[int] = []
-
-    def contender(workload: Any, body: Any, n: int, record: bool) -> Any:
-        def go() -> Any:
-            flow._records = [] if record else None
-            task = flow.function_task(body)
-            done = workload(task, n)
-
-            async def run() -> None:
-                await done
-                if flow._records is not None:
-                    kept.append(len(flow._records))
-
-            return run()
-
-        return go
-
+    out: dict[str, dict[str, float]] = {}
     try:
-        out = {
-            "fanout": await best_of(
-                {OFF: contender(fanout, noop, fanout_n, False), ON: contender(fanout, noop, fanout_n, True)}, repeat
-            ),
-            "chain": await best_of(
-                {OFF: contender(chain, inc, chain_n, False), ON: contender(chain, inc, chain_n, True)}, repeat
-            ),
-        }
-        assert kept == [fanout_n] * repeat + [chain_n] * repeat, kept  # records on kept one per task
+        for key, workload, body, n in (("fanout", fanout, noop, fanout_n), ("chain", chain, inc, chain_n)):
+            best = {OFF: float("inf"), ON: float("inf")}
+            for _ in range(repeat):
+                for label in (OFF, ON):
+                    flow._records = [] if label == ON else None
+                    task = flow.function_task(body)
+                    gc.collect()
+                    start = time.perf_counter()
+                    await workload(task, n)
+                    best[label] = min(best[label], time.perf_counter() - start)
+                    assert label == OFF or len(flow._records or ()) == n  # one record per task
+            out[key] = best
     finally:
         await flow.shutdown()
     return out
