@@ -143,6 +143,19 @@ def call_pickled(payload: bytes) -> Any:
     return call(func, args, kwargs)
 
 
+def dumps_result(outcome: Any) -> bytes:
+    """A task's outcome (value or exception) for the way back to the driver, loaded with ``pickle.loads``.
+
+    cloudpickle, because a class the worker knows only by value (one of the driver's
+    ``__main__``, shipped with the function) must come back as the driver's own class,
+    not as a copy that fails ``isinstance``; plain pickle cannot even encode it there.
+    """
+    import cloudpickle
+
+    data: bytes = cloudpickle.dumps(outcome)
+    return data
+
+
 def run_command(
     command: str | Sequence[str],
     *,
