@@ -189,15 +189,23 @@ async def test_graph_on_a_dry_run_draws_blocks_as_clusters():
     assert mermaid.count("subgraph ") == 2 and mermaid.count("\n  end") + mermaid.count("\n    end") >= 2
 
 
+async def test_render_draws_png_and_svg_with_graphviz(tmp_path):
+    if not shutil.which("dot"):
+        pytest.skip("graphviz (dot) is not installed: apt-get install graphviz")
+    async with WorkflowEngine(dry_run=True) as flow:
+        await flow.function_task(inc)(flow.function_task(inc)())
+        graph = flow.graph()
+    out = graph.render(tmp_path / "g.svg")
+    assert (tmp_path / "g.svg").read_text().lstrip().startswith(("<?xml", "<svg"))
+    assert graph.render(tmp_path / "g.png") == out.replace(".svg", ".png")
+    png = (tmp_path / "g.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
+
+
 async def test_render_needs_graphviz_and_says_how_to_get_it(tmp_path, monkeypatch):
     async with WorkflowEngine(dry_run=True) as flow:
         await flow.function_task(inc)(flow.function_task(inc)())
         graph = flow.graph()
-    if shutil.which("dot"):
-        out = graph.render(tmp_path / "g.svg")
-        assert (tmp_path / "g.svg").read_text().lstrip().startswith(("<?xml", "<svg"))
-        assert graph.render(tmp_path / "g.png") == out.replace(".svg", ".png")
-        assert (tmp_path / "g.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     with pytest.raises(GraphvizNotFound, match="apt-get install graphviz"):
         graph.render(tmp_path / "g.png")
