@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class FlowbridgeError(Exception):
     """Base of every error flowbridge raises itself."""
@@ -30,7 +32,7 @@ class TaskFailed(TaskError):
         self.exit_code = exit_code
         self.stderr = stderr
 
-    def __reduce__(self):  # keep the fields across process boundaries
+    def __reduce__(self) -> tuple[Any, ...]:  # keep the fields across process boundaries
         return (_rebuild_task_failed, (str(self), self.exit_code, self.stderr))
 
 

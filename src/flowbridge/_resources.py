@@ -148,7 +148,7 @@ class Resources:
         inner = ", ".join(f"{k}={v!r}" for k, v in self.requested().items())
         return f"Resources({inner})"
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (self.requested(),))
 
 

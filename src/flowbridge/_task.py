@@ -17,6 +17,7 @@ import os
 import shlex
 import threading
 import time
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 from ._command import as_command, as_prompt
@@ -160,25 +161,25 @@ class TaskFuture(Dependent):
         super().cancel(msg)
         return True
 
-    def __await__(self):  # type: ignore[override]
+    def __await__(self) -> Generator[Any, None, Any]:
         if self._remote is not None:
             self._demand()
         return super().__await__()
 
     __iter__ = __await__
 
-    def add_done_callback(self, fn, *, context=None):  # type: ignore[override]
+    def add_done_callback(self, fn: Callable[[Any], object], *, context: contextvars.Context | None = None) -> None:
         if self._remote is not None:
             self._demand()
         _future_add_done_callback(self, fn, context=context)
 
-    def result(self, timeout: float | None = None) -> Any:  # type: ignore[override]
+    def result(self, timeout: float | None = None) -> Any:
         """The value; off the loop's thread, block up to ``timeout`` seconds for it."""
         if not _future_done(self):
             self._wait_off_loop(timeout)
         return _future_result(self)
 
-    def exception(self, timeout: float | None = None) -> BaseException | None:  # type: ignore[override]
+    def exception(self, timeout: float | None = None) -> BaseException | None:
         if not _future_done(self):
             self._wait_off_loop(timeout)
         return super().exception()
@@ -253,7 +254,7 @@ class TaskFuture(Dependent):
         if command.cancelled():
             self.cancel()
         elif command.exception() is not None:
-            self._fail(command.exception(), final=True)  # type: ignore[arg-type]
+            self._fail(command.exception(), final=True)
         else:
             self._body_done(command.result())
 

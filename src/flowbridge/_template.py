@@ -54,7 +54,7 @@ class TaskTemplate:
             self.adapter_name = str(getattr(self.adapter, "name", type(self.adapter).__name__))
             self.backend_name = str(getattr(type(self.adapter), "name", type(self.adapter).__name__))
         self._prefix = "block" if kind == "block" else "task"
-        functools.update_wrapper(self, func)  # type: ignore[arg-type]
+        functools.update_wrapper(self, func)
 
     def _check_adapter(self) -> None:
         adapter: Any = self.adapter

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Generator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Union
 
 from ._errors import UnsupportedResource
@@ -234,7 +234,7 @@ class Adapter:
             starting = self.__dict__["_fb_starting"] = asyncio.ensure_future(self.start())
         await asyncio.shield(starting)
 
-    def __await__(self):
+    def __await__(self) -> Generator[Any, None, Adapter]:
         """``await Backend(...)`` as the seeds write it: starts the backend, gives it back."""
         return self._awaited().__await__()
 

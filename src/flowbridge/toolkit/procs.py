@@ -110,7 +110,7 @@ def find(env: Mapping[str, str] | None = None, *, text: str | None = None) -> li
                 continue
         if needle is not None:
             cmdline = _read(f"/proc/{pid}/cmdline", "rb") or b""
-            if needle not in environ and needle not in cmdline:  # type: ignore[operator]
+            if needle not in environ and needle not in cmdline:
                 continue
         found.append(pid)
     return found
