@@ -105,16 +105,11 @@ def __getattr__(name: str) -> Any:
 
 def _importable(names: list[str]) -> list[str]:
     """``from flowbridge import *`` takes an adapter class only when its framework is installed."""
-    from importlib.util import find_spec
-
-    from ._registry import CLASS_NAMES, FRAMEWORKS
+    from ._registry import CLASS_NAMES, FRAMEWORKS, _findable
 
     def usable(name: str) -> bool:
         framework = FRAMEWORKS.get(CLASS_NAMES.get(name, ""))
-        try:
-            return framework is None or find_spec(framework) is not None
-        except (ImportError, ValueError):
-            return False
+        return framework is None or _findable(framework)
 
     return [name for name in names if usable(name)]
 

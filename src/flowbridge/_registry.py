@@ -48,13 +48,24 @@ def load(name: str) -> type:
             raise ConfigError(f"unknown backend {name!r}{close_match(name, known)}; known backends: {', '.join(known)}")
         target, extra = found[name], None
     module_name, _, attr = target.partition(":")
+    hint = f'pip install "flowbridge[{extra}]"' if extra else f"install the package that provides {module_name}"
+    framework = FRAMEWORKS.get(name)
+    if framework is not None and not _findable(framework):  # adapters that import their framework late
+        raise BackendUnavailable(f"{name!r} is not installed; {hint} (no module named {framework!r})")
     try:
-        module = importlib.import_module(module_name)
+        cls: type = getattr(importlib.import_module(module_name), attr)
     except ImportError as exc:
-        hint = f'pip install "flowbridge[{extra}]"' if extra else f"install the package that provides {module_name}"
         raise BackendUnavailable(f"{name!r} is not installed; {hint} ({exc})") from exc
-    cls: type = getattr(module, attr)
     return cls
+
+
+def _findable(module: str) -> bool:
+    from importlib.util import find_spec
+
+    try:
+        return find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def create(name: str, options: Mapping[str, Any] | None = None) -> Any:

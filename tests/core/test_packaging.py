@@ -51,3 +51,21 @@ def test_star_import_works_whatever_is_installed() -> None:
     names = out.stdout.strip()
     assert "'ConcurrentExecutionBackend'" in names and "'ExecutorlibExecutionBackend'" in names
     assert "Dask" not in names and "Parsl" not in names
+
+
+def test_a_backend_whose_framework_is_missing_names_its_extra() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; sys.modules['parsl'] = sys.modules['radical.pilot'] = None\n"  # as if not installed
+        "from flowbridge import BackendUnavailable, WorkflowEngine\n"
+        "for name in ('parsl', 'radical'):\n"
+        "    try:\n"
+        "        WorkflowEngine(backend=name)\n"
+        "    except BackendUnavailable as exc:\n"
+        "        print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert 'pip install "flowbridge[parsl]"' in out.stdout and 'pip install "flowbridge[radical]"' in out.stdout
