@@ -81,6 +81,7 @@ class WorkflowEngine:
         #: This engine's id: names its captured-output directory (``work_dir/uid``).
         self.uid: str = uid or f"flowbridge.{uuid.uuid4().hex[:8]}"
         self.work_dir = work_dir
+        self._capture_path: str | None = None  # made on first use, see _capture_dir
         self.dry_run = dry_run
         self._adapters: dict[str, Any]
         if dry_run:
@@ -190,11 +191,13 @@ class WorkflowEngine:
         ``work_dir`` defaults to ``$FLOWBRIDGE_RUN_DIR``, else ``<tmp>/flowbridge-<user>``,
         never the working directory. It is the user's output: shutdown leaves it.
         """
-        from .adapter import run_root
+        if self._capture_path is None:
+            from .adapter import run_root
 
-        path = os.path.join(os.fspath(self.work_dir) if self.work_dir is not None else run_root(), self.uid)
-        os.makedirs(path, exist_ok=True)
-        return path
+            path = os.path.join(os.fspath(self.work_dir) if self.work_dir is not None else run_root(), self.uid)
+            os.makedirs(path, exist_ok=True)
+            self._capture_path = path
+        return self._capture_path
 
     # -- construction and lifetime -------------------------------------------------------
 
