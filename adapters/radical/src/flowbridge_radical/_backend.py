@@ -679,12 +679,7 @@ class RadicalExecutionBackend(Adapter):
 
     def _finish(self) -> None:
         """After RP closed or was killed: remove the run dir and PSI/J's scripts, stop the reaper."""
-        if self._psij is not None:
-            self._psij.clean()
-        if self.run_dir is not None:
-            _environ.release_id_base(self.run_dir)
-            if not self._keep:
-                shutil.rmtree(self.run_dir, ignore_errors=True)
+        self._remove_files()
         if self.run_dir is not None:
             _stop.closed(self.run_dir)
         reaper, self._reaper = self._reaper, None
@@ -692,6 +687,15 @@ class RadicalExecutionBackend(Adapter):
             reaper.stop()
         if self._killed and self._restore_logging is not None:
             self._restore_logging()  # a close cut short may have stripped them already
+
+    def _remove_files(self) -> None:
+        """PSI/J's scripts, the run dir's id base and (unless kept) the run dir itself; idempotent."""
+        if self._psij is not None:
+            self._psij.clean()
+        if self.run_dir is not None:
+            _environ.release_id_base(self.run_dir)
+            if not self._keep:
+                shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def _let_go(self) -> None:
         """A closed backend holds no RP object, so what it closed can be collected now."""
@@ -727,12 +731,7 @@ class RadicalExecutionBackend(Adapter):
                 _log.warning("RADICAL-Pilot did not close cleanly", exc_info=True)
         finally:
             self._closing = True
-            if self._psij is not None:
-                self._psij.clean()
-            if self.run_dir is not None:
-                _environ.release_id_base(self.run_dir)
-                if not self._keep:
-                    shutil.rmtree(self.run_dir, ignore_errors=True)
+            self._remove_files()
 
     def _close_rp(self, quick: bool, hurry: bool = False) -> None:
         t0 = time.monotonic()
