@@ -8,11 +8,12 @@ cd "$(dirname "$0")/.."
 log() { printf '\n== %s\n' "$*"; }
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    log "Debian packages: SLURM (single node, started by the tests), Open MPI, graphviz"
+    log "Debian packages: SLURM (single node, started by the tests), Open MPI, graphviz, Chromium (the HTML report)"
     bash tests/infra/slurm.sh install
-    if ! command -v mpirun >/dev/null || ! command -v dot >/dev/null; then
+    if ! command -v mpirun >/dev/null || ! command -v dot >/dev/null || ! command -v chromium >/dev/null; then
         apt-get update -q >/dev/null
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends openmpi-bin graphviz >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+            openmpi-bin graphviz chromium >/dev/null
     fi
 else
     log "not root: skipping Debian packages (SLURM tests need tests/infra/slurm.sh install)"

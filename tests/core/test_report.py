@@ -120,8 +120,9 @@ async def test_html_report_is_self_contained_with_one_bar_per_attempt(tmp_path):
     page = (tmp_path / "r.html").read_text()
     assert page.startswith("<!DOCTYPE html>")
     assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in page
-    assert "<script" not in page
+    assert "<script src" not in page and "<link" not in page  # everything inline
     assert page.count('<rect class="bar"') == 5  # f never reached the backend
+    assert page.count('<g class="node"') == 6  # the graph has every task, f included
     assert f"{tasks[4].uid} (boom)" in page and "ValueError: boom" in page
 
 
