@@ -13,14 +13,18 @@ from pathlib import Path
 from typing import Any
 
 USAGE = """usage: flowbridge run [--profile NAME] [--report PATH] [--debug] SCRIPT [ARGS...] [-- SCRIPT-ARGS...]
-       flowbridge compare --profiles A,B[,...] [--json PATH] [--timeout S] [--debug] SCRIPT [ARGS...]
-       flowbridge backends
+       flowbridge compare --profiles A,B[,...] [--repeat N] [--html PATH] [--json PATH] [--timeout S] [--debug]
+                          SCRIPT [ARGS...]
+       flowbridge backends [--check]
        flowbridge --version
 
 run       run a workflow script (top-level await allowed), on a config profile if given;
           --report out.html (or .json) writes what ran at the end, also after a failure or Ctrl-C
-compare   run one script on several profiles and compare them side by side
-backends  list known backends and whether they are installed
+compare   run one script on several profiles and compare them side by side: the backend that ran,
+          start-up, makespan, tasks/s, start latency, failures, same output (a diff when not);
+          --repeat N runs each N times (medians), --html out.html adds every profile's timeline
+backends  list known backends and whether they are installed; --check starts each installed
+          one and runs one task on it (a health check, with timings)
 
 flowbridge's own options may stand before or after SCRIPT; arguments after `--`
 go to the script untouched, as do plain (non-option) arguments after SCRIPT."""
@@ -28,8 +32,10 @@ go to the script untouched, as do plain (non-option) arguments after SCRIPT."""
 #: options of each command: name -> whether it takes a value
 OPTIONS: dict[str, dict[str, bool]] = {
     "run": {"--profile": True, "--report": True, "--debug": False},
-    "compare": {"--profiles": True, "--json": True, "--timeout": True, "--debug": False},
-    "backends": {"--debug": False},
+    "compare": {
+        "--profiles": True, "--repeat": True, "--html": True, "--json": True, "--timeout": True, "--debug": False,
+    },
+    "backends": {"--check": False, "--debug": False},
 }
 
 
@@ -204,8 +210,19 @@ def _main(argv: list[str]) -> int:
                 timeout = float(values["--timeout"])
             except ValueError:
                 raise UsageError(f"compare: --timeout takes seconds, not {values['--timeout']!r}") from None
-        json_path = values.get("--json")
-        return compare(script, names, rest, str(json_path) if json_path else None, timeout)
+        repeat = 1
+        if "--repeat" in values:
+            try:
+                repeat = int(values["--repeat"])
+            except ValueError:
+                repeat = 0
+            if repeat < 1:
+                raise UsageError(f"compare: --repeat takes a whole number of runs >= 1, not {values['--repeat']!r}")
+        html_path, json_path = values.get("--html"), values.get("--json")
+        return compare(
+            script, names, rest, str(json_path) if json_path else None, timeout, repeat,
+            str(html_path) if html_path else None,
+        )
     report = values.get("--report")
     if report is not None and os.path.splitext(str(report))[1] not in (".html", ".htm", ".json"):
         raise UsageError(f"run: --report takes a .html or .json path, not {report!r}")

@@ -132,18 +132,49 @@ def test_compare_runs_the_script_on_each_profile(project):
         "    print(sum(await asyncio.gather(*(flow.function_task(sq)(i) for i in range(20)))))\n"
     )
     out = subprocess.run(
-        [sys.executable, "-m", "flowbridge", "compare", "--profiles", "threads,procs", "--json", "r.json", "wf.py"],
+        [sys.executable, "-m", "flowbridge", "compare", "--profiles", "threads,procs", "--repeat", "2",
+         "--json", "r.json", "wf.py"],
         capture_output=True, text=True, timeout=120,
     )
     assert out.returncode == 0, out.stderr
     rows = out.stdout.splitlines()
     assert rows[0].split()[:3] == ["profile", "ok", "same"]
     assert rows[2].split()[:3] == ["threads", "yes", "yes"] and rows[3].split()[:3] == ["procs", "yes", "yes"]
+    assert rows[4] == "(medians of 2 runs per profile; start lat: submit to start on the worker, p50)"
+    assert "differs" not in out.stdout
     import json
 
     results = json.loads((project / "r.json").read_text())
-    assert [r["stdout"] for r in results] == ["2470\n", "2470\n"]
-    assert results[1]["engines"][0]["tasks"] == 20 and results[1]["engines"][0]["states"] == {"DONE": 20}
+    assert [r["profile"] for r in results] == ["threads", "procs"]
+    assert [run["stdout"] for r in results for run in r["runs"]] == ["2470\n"] * 4
+    procs = results[1]["runs"][0]
+    assert procs["engines"][0]["tasks"] == 20 and procs["engines"][0]["states"] == {"DONE": 20}
+    assert [t["name"] for t in procs["tasks"]] == ["sq"] * 20  # the run's records came back
+    assert results[1]["tasks"] == 20 and results[1]["failed"] == 0 and results[1]["makespan_s"] > 0
+
+
+def test_compare_shows_a_diff_when_outputs_differ(project):
+    (project / "flowbridge.toml").write_text(
+        '[profiles.threads]\nbackend = "concurrent"\n\n[profiles.procs]\nbackend = "concurrent"\nprocesses = true\n'
+    )
+    (project / "wf.py").write_text(
+        "import os\nfrom flowbridge import WorkflowEngine\n"
+        "async with WorkflowEngine() as flow:\n"
+        "    print('same line')\n"
+        "    print('profile', os.environ['FLOWBRIDGE_PROFILE'])\n"
+        "    await flow.function_task(int)('1')\n"
+    )
+    out = _cli("compare", "--profiles", "threads,procs", "wf.py", cwd=project)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[3].split()[:3] == ["procs", "yes", "no"]
+    diff = out.stdout.split("output of procs differs from threads's:\n", 1)[1].splitlines()
+    assert diff[:2] == ["--- threads", "+++ procs"] and diff[3:] == [" same line", "-profile threads", "+profile procs"]
+
+
+def test_compare_repeat_must_be_a_count(project):
+    bad = _cli("compare", "--profiles", "small", "--repeat", "0", "wf.py", cwd=project)
+    assert bad.returncode == 2
+    assert bad.stderr == "flowbridge: error: compare: --repeat takes a whole number of runs >= 1, not '0'\n"
 
 
 def _cli(*args: str, cwd=None, env=None) -> subprocess.CompletedProcess[str]:

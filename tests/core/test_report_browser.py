@@ -1,9 +1,9 @@
 """The HTML report in a real headless Chromium: it loads without a console error, and its controls work."""
 
 import pytest
-from browser import chromium, open_file
 from test_report import diamond_with_a_failure
 
+from browser import chromium, open_file
 from flowbridge import WorkflowEngine
 
 pytestmark = pytest.mark.skipif(chromium() is None, reason="headless Chromium not installed (apt-get install chromium)")
