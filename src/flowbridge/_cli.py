@@ -12,14 +12,16 @@ import types
 from pathlib import Path
 from typing import Any
 
-USAGE = """usage: flowbridge run [--profile NAME] [--report PATH] [--debug] SCRIPT [ARGS...] [-- SCRIPT-ARGS...]
+USAGE = """usage: flowbridge run [--profile NAME] [--report PATH] [--progress] [--debug]
+                      SCRIPT [ARGS...] [-- SCRIPT-ARGS...]
        flowbridge compare --profiles A,B[,...] [--repeat N] [--html PATH] [--json PATH] [--timeout S] [--debug]
                           SCRIPT [ARGS...]
        flowbridge backends [--check]
        flowbridge --version
 
 run       run a workflow script (top-level await allowed), on a config profile if given;
-          --report out.html (or .json) writes what ran at the end, also after a failure or Ctrl-C
+          --report out.html (or .json) writes what ran at the end, also after a failure or Ctrl-C;
+          --progress shows live task counts by state and backend (when stderr is a terminal)
 compare   run one script on several profiles and compare them side by side: the backend that ran,
           start-up, makespan, tasks/s, start latency, failures, same output (a diff when not);
           --repeat N runs each N times (medians), --html out.html adds every profile's timeline
@@ -31,7 +33,7 @@ go to the script untouched, as do plain (non-option) arguments after SCRIPT."""
 
 #: options of each command: name -> whether it takes a value
 OPTIONS: dict[str, dict[str, bool]] = {
-    "run": {"--profile": True, "--report": True, "--debug": False},
+    "run": {"--profile": True, "--report": True, "--progress": False, "--debug": False},
     "compare": {
         "--profiles": True, "--repeat": True, "--html": True, "--json": True, "--timeout": True, "--debug": False,
     },
@@ -226,6 +228,10 @@ def _main(argv: list[str]) -> int:
     report = values.get("--report")
     if report is not None and os.path.splitext(str(report))[1] not in (".html", ".htm", ".json"):
         raise UsageError(f"run: --report takes a .html or .json path, not {report!r}")
+    if "--progress" in values:
+        from ._progress import ENV_PROGRESS
+
+        os.environ[ENV_PROGRESS] = "1"
     if "--profile" in values:
         name = str(values["--profile"])
         profile(name)  # fail now, with the fix, rather than inside the script

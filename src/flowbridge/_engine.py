@@ -53,7 +53,9 @@ class WorkflowEngine:
     is built and walked, no task body runs. ``uid`` names the engine (and the
     directory of its captured output); ``work_dir`` is where that directory goes.
     ``record=False`` keeps no :class:`TaskRecord` (``report()`` and ``graph()``
-    then raise): only what running the tasks needs.
+    then raise): only what running the tasks needs. ``progress=True`` shows live
+    counts by state and backend on stderr when it is a terminal (default: on
+    when ``FLOWBRIDGE_PROGRESS=1``, which ``flowbridge run --progress`` sets).
     """
 
     def __init__(
@@ -65,7 +67,9 @@ class WorkflowEngine:
         uid: str | None = None,
         work_dir: str | os.PathLike[str] | None = None,
         record: bool = True,
+        progress: bool | None = None,
     ) -> None:
+        from ._progress import Progress, shown, wanted
         from ._registry import resolve_backends
 
         if not isinstance(record, bool):
@@ -108,6 +112,7 @@ class WorkflowEngine:
         self._closing: asyncio.Future[None] | None = None
         self._idle: asyncio.Future[None] | None = None
         self._stats = Stats.from_env()
+        self._progress = Progress(self) if wanted(progress) and shown() else None
         self._lifetime: asyncio.Task[None] | None = None
         self._cancelling = False
         self._lifetime_ended = False
@@ -211,9 +216,12 @@ class WorkflowEngine:
         uid: str | None = None,
         work_dir: str | os.PathLike[str] | None = None,
         record: bool = True,
+        progress: bool | None = None,
     ) -> WorkflowEngine:
         """Build an engine (same arguments as the constructor) and wait until its backends are up."""
-        engine = cls(backend, backends=backends, dry_run=dry_run, uid=uid, work_dir=work_dir, record=record)
+        engine = cls(
+            backend, backends=backends, dry_run=dry_run, uid=uid, work_dir=work_dir, record=record, progress=progress
+        )
         await engine.start()
         return engine
 
@@ -242,6 +250,8 @@ class WorkflowEngine:
 
     def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
+        if self._progress is not None:
+            self._progress.start(loop)
         self._starting = loop.create_task(self._start_backends(), name="flowbridge-start")
         if self._thread is None:  # on the user's loop: follow its end
             self._lifetime = loop.create_task(self._watch_lifetime(), name="flowbridge-lifetime")
@@ -325,6 +335,8 @@ class WorkflowEngine:
         self._live.discard(task)
         if self._stats is not None:
             self._stats.settled(task._fb.value)
+        if self._progress is not None:
+            self._progress.settled(task)
         if self._idle is not None and not self._live and not self._idle.done():
             self._idle.set_result(None)
 
@@ -439,6 +451,8 @@ class WorkflowEngine:
             self._lifetime.cancel()
         if self._stats is not None:
             self._stats.write(list(self._adapters.values()))
+        if self._progress is not None:
+            self._progress.close()
 
     async def _watch_lifetime(self) -> None:
         """Sleeps until the engine's loop is torn down (``asyncio.run`` cancels every task at its end).
