@@ -46,6 +46,7 @@ class Page:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env={**os.environ, "TMPDIR": self._profile},  # its singleton socket goes there, removed with it
             preexec_fn=lambda: _onto_3_and_4(to_browser_r, from_browser_w),
             pass_fds=(3, 4),
             start_new_session=True,
