@@ -16,7 +16,7 @@ USAGE = """usage: flowbridge run [--profile NAME] [--report PATH] [--progress] [
                       SCRIPT [ARGS...] [-- SCRIPT-ARGS...]
        flowbridge compare --profiles A,B[,...] [--repeat N] [--html PATH] [--json PATH] [--timeout S] [--debug]
                           SCRIPT [ARGS...]
-       flowbridge backends [--check]
+       flowbridge backends [--check [NAME...]]
        flowbridge --version
 
 run       run a workflow script (top-level await allowed), on a config profile if given;
@@ -26,7 +26,7 @@ compare   run one script on several profiles and compare them side by side: the 
           start-up, makespan, tasks/s, start latency, failures, same output (a diff when not);
           --repeat N runs each N times (medians), --html out.html adds every profile's timeline
 backends  list known backends and whether they are installed; --check starts each installed
-          one and runs one task on it (a health check, with timings)
+          one (or those named) and runs one task on it: a health check, with timings
 
 flowbridge's own options may stand before or after SCRIPT; arguments after `--`
 go to the script untouched, as do plain (non-option) arguments after SCRIPT."""
@@ -123,18 +123,33 @@ async def _closing_engines(body: Any) -> None:
         await shutdown_left_open()
 
 
-def _backends() -> int:
+def _backends(check: bool = False, only: list[str] | None = None) -> int:
     from ._errors import BackendUnavailable
     from ._registry import load, names
 
+    if only and not check:
+        raise UsageError(f"backends: names ({', '.join(only)}) go with --check: flowbridge backends --check {only[0]}")
+    if only:
+        from ._config import close_match
+
+        for name in only:
+            if name not in names():
+                raise UsageError(f"backends --check: no backend {name!r}{close_match(name, names())}")
+    installed = []
     for name in names():
         try:
             cls = load(name)
             status = f"installed ({cls.__module__}.{cls.__qualname__})"
+            installed.append(name)
         except BackendUnavailable as exc:
             status = f"not installed: {exc}"
         print(f"{name:<12} {status}")
-    return 0
+    if not check:
+        return 0
+    from ._check import report
+
+    print(flush=True)
+    return report([n for n in installed if n in only] if only else installed)
 
 
 def parse(command: str, args: list[str]) -> tuple[dict[str, str | bool], str | None, list[str]]:
@@ -193,7 +208,7 @@ def _main(argv: list[str]) -> int:
         raise UsageError(f"unknown command {command!r}{fix}; commands: run, compare, backends")
     values, script, rest = parse(command, args)
     if command == "backends":
-        return _backends()
+        return _backends(bool(values.get("--check")), [script, *rest] if script else None)
     if script is None:
         raise UsageError(f"{command}: name the workflow script, e.g. flowbridge {command} wf.py")
     from ._config import ENV_PROFILE, profile

@@ -225,6 +225,20 @@ class WorkflowEngine:
         await engine.start()
         return engine
 
+    @classmethod
+    def from_profile(cls, name: str, **options: Any) -> WorkflowEngine:
+        """An engine on the backend that profile ``name`` of ``flowbridge.toml`` describes.
+
+        ``options`` are the constructor's other keywords (``record=``, ``uid=``, ...).
+        A profile named by ``FLOWBRIDGE_PROFILE`` still wins, as it does over any
+        backend a script builds. Errors name the file, the profile and the key.
+        """
+        from ._config import backend_from_profile
+
+        if "backend" in options or "backends" in options:
+            raise TypeError("WorkflowEngine.from_profile(name) takes its backend from the profile, not backend=")
+        return cls(backend_from_profile(name), **options)
+
     async def start(self) -> None:
         """Wait until every backend is up; raises the error of one that failed to start."""
         loop = self._loop_for_call()

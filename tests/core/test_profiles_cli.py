@@ -267,3 +267,29 @@ def test_cli_options_either_side_of_the_script_and_one_line_errors(project):
     version = _cli("--version")
     assert version.returncode == 0 and version.stdout.startswith("flowbridge 0.")
     assert _cli("compare", "wf.py").stderr == "flowbridge: error: compare: --profiles A,B is required\n"
+
+
+def test_backends_check_starts_each_named_backend_and_runs_a_task(tmp_path):
+    out = _cli("backends", "--check", "concurrent", "dask", "noop", cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    table = out.stdout.split("\n\n", 1)[1].splitlines()
+    assert table[0].split() == ["backend", "ok", "start", "s", "task", "s", "stop", "s", "ran", "on"]
+    rows = {line.split()[0]: line.split() for line in table[1:]}
+    assert list(rows) == ["concurrent", "dask", "noop"] and all(r[1] == "yes" for r in rows.values())
+    assert rows["noop"][-2:] == ["Dummy", "Output"]  # the dry-run backend runs no body
+    assert rows["dask"][-1].startswith(f"{__import__('socket').gethostname()}:")
+    assert list(tmp_path.iterdir()) == []  # nothing left in the working directory
+    typo = _cli("backends", "--check", "dsak")
+    assert typo.returncode == 2
+    assert typo.stderr == "flowbridge: error: backends --check: no backend 'dsak' (did you mean 'dask'?)\n"
+
+
+def test_engine_from_profile(project):
+    with WorkflowEngine.from_profile("small", record=False) as flow:
+        adapter = flow.backends["default"]
+        assert isinstance(adapter, ConcurrentExecutionBackend) and adapter.executor._max_workers == 1
+        assert flow.function_task(add)(1, 2).result(30) == 3 and flow._records is None
+    with pytest.raises(ConfigError, match=r"no profile 'smal' in .*flowbridge.toml \(did you mean 'small'\?\)"):
+        WorkflowEngine.from_profile("smal")
+    with pytest.raises(ConfigError, match=r"backend 'concurrent' has no option 'max_wrokers'"):
+        WorkflowEngine.from_profile("typo")
