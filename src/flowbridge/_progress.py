@@ -62,7 +62,7 @@ class Progress:
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
-            from tqdm.auto import tqdm
+            from tqdm.auto import tqdm  # type: ignore[import-untyped]
         except ImportError:  # pragma: no cover - tqdm is a dependency of flowbridge
             return
         size = shutil.get_terminal_size((100, 20))  # a terminal that says 0x0 (a bare pty) gets 100x20
