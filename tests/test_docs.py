@@ -78,6 +78,10 @@ def test_mkdocs_build_strict(tmp_path):
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (tmp_path / "site" / "guide" / "index.html").is_file()
+    # the figures of records.md, made by running examples/report_figures.py during the build
+    png = (tmp_path / "site" / "images" / "report.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 20_000
+    assert "<svg" in (tmp_path / "site" / "images" / "graph.svg").read_text()
 
 
 @pytest.mark.parametrize(("page", "index"), CASES, ids=[f"{p}#{i + 1}" for p, i in CASES])
