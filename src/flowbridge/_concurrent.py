@@ -106,7 +106,7 @@ class ConcurrentExecutionBackend(Adapter):
         if task.resources is not None:
             self.check_resources(task)
         if self._threads and task.func is not None:  # the hot path: no wrapper at all
-            return self.executor.submit(worker.call, task.func, task.args, task.kwargs)
+            return self.executor.submit(worker.timed_call, task.func, task.args, task.kwargs)
         return self._relay(task)
 
     def _relay(self, task: TaskSpec) -> concurrent.futures.Future[Any]:
@@ -116,7 +116,7 @@ class ConcurrentExecutionBackend(Adapter):
         args: tuple[Any, ...]
         kwargs: dict[str, Any]
         if task.func is not None:
-            fn, args, kwargs = worker.call_pickled, (worker.dumps(task.func, task.args, task.kwargs),), {}
+            fn, args, kwargs = worker.timed_call_pickled, (worker.dumps(task.func, task.args, task.kwargs),), {}
         else:
             if self._reaper is None and self._owned:  # commands outlive a killed driver otherwise
                 self._reaper = procs.Reaper(self._tag)

@@ -69,11 +69,26 @@ class Attempt:
     ``*_perf`` fields the ``time.perf_counter()`` readings they come from.
     ``outcome`` is None while it runs, then "DONE", "FAILED" or "CANCELLED";
     a failed attempt that was retried has outcome "FAILED" too, and the task
-    goes on. ``started`` and ``where`` (when and where the body started, as
-    measured on the worker) are None unless the backend reports them.
+    goes on. ``started`` and ``finished`` (wall-clock times around the body,
+    taken on the worker), ``host``, ``pid``, ``worker`` (its thread) and
+    ``where`` (``"host:pid/thread"``) are None unless the backend reports them
+    (see ``flowbridge.worker.Ran``).
     """
 
-    __slots__ = ("ended_perf", "error_message", "error_type", "number", "outcome", "started", "submitted_perf", "where")
+    __slots__ = (
+        "ended_perf",
+        "error_message",
+        "error_type",
+        "finished",
+        "host",
+        "number",
+        "outcome",
+        "pid",
+        "started",
+        "submitted_perf",
+        "where",
+        "worker",
+    )
 
     def __init__(self, number: int, submitted_perf: float) -> None:
         self.number = number
@@ -83,7 +98,15 @@ class Attempt:
         self.error_type: str | None = None
         self.error_message: str | None = None
         self.started: float | None = None
+        self.finished: float | None = None
+        self.host: str | None = None
+        self.pid: int | None = None
+        self.worker: str | None = None
         self.where: str | None = None
+
+    def _ran(self, ran: tuple[float, float, tuple[str, int, str]]) -> None:
+        self.started, self.finished, (self.host, self.pid, self.worker) = ran
+        self.where = f"{self.host}:{self.pid}/{self.worker}"
 
     @property
     def submitted(self) -> float:
@@ -109,8 +132,12 @@ class Attempt:
             "number": self.number,
             "submitted": self.submitted,
             "started": self.started,
+            "finished": self.finished,
             "ended": self.ended,
             "where": self.where,
+            "host": self.host,
+            "pid": self.pid,
+            "worker": self.worker,
             "outcome": self.outcome,
             "error_type": self.error_type,
             "error_message": self.error_message,
@@ -143,6 +170,7 @@ class TaskRecord:
         "_t0",
         "_t1",
         "_t2",
+        "_w",
         "adapter",
         "backend",
         "kind",
@@ -185,6 +213,8 @@ class TaskRecord:
         self._t0 = _perf()
         self._t1: float | None = None
         self._t2: float | None = None
+        # the worker's (started, finished, (host, pid, thread)) of the one attempt, until it is an object
+        self._w: tuple[float, float, tuple[str, int, str]] | None = None
 
     # -- reading ----------------------------------------------------------------
 
@@ -208,6 +238,9 @@ class TaskRecord:
             attempt.outcome, attempt.ended_perf = self.state, self._t2
             if failure is not None and self.state is not CANCELLED:
                 attempt.error_type, attempt.error_message = failure[0], failure[1]
+        if self._w is not None:
+            attempt._ran(self._w)
+            self._w = None
         self._attempts = [attempt]
 
     @property
@@ -302,6 +335,13 @@ class TaskRecord:
             if self._attempts is _FIRST:
                 self._materialize()
             self._attempts.append(Attempt(len(self._attempts) + 1, perf))
+
+    def _worker_ran(self, ran: tuple[float, float, tuple[str, int, str]]) -> None:
+        """When and where the current attempt's body ran, as its worker measured it."""
+        if self._attempts is _FIRST or self._attempts is _NONE:
+            self._w = ran  # kept as the tuple it came in: the common case makes no object
+        else:
+            self._attempts[-1]._ran(ran)
 
     def _attempt_failed(self, error: BaseException) -> None:
         """The running attempt failed and the task is retried: the next attempt follows."""

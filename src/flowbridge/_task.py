@@ -26,6 +26,7 @@ from ._errors import DependencyFailed, TaskFailed, TaskTimeout, UnsupportedResou
 from ._inbox import inbox
 from ._record import CANCELLED, DONE, FAILED, FINAL, PENDING, RUNNING, TaskRecord, TaskState, transition, value_lost
 from .adapter import Remote, TaskSpec
+from .worker import Ran
 
 if TYPE_CHECKING:
     from ._engine import WorkflowEngine
@@ -283,12 +284,13 @@ class TaskFuture(Dependent):
     def _submit(self, spec: TaskSpec) -> None:
         """Hand one attempt to the adapter and wait for its handle."""
         self._spec = spec
+        handed = _perf()  # before submit: a thread may start the body before submit returns
         try:
             handle = self._tmpl.adapter.submit(spec)
         except BaseException as exc:
             self._fail(exc, final=True)
             return
-        self._watch(handle)
+        self._watch(handle, handed)
         # Kept even with no dependent yet: one created while this task runs can take it too.
         if "native_dependencies" in self._tmpl.adapter.capabilities:
             native = self._tmpl.adapter.native(handle)
@@ -300,16 +302,21 @@ class TaskFuture(Dependent):
                 if dependent._fb is PENDING:
                     dependent._dep_launched(self)
 
-    def _watch(self, handle: Any) -> None:
-        """Follow a running attempt: its completion settles the task, its timeout ends it."""
+    def _watch(self, handle: Any, handed: float | None = None) -> None:
+        """Follow a running attempt: its completion settles the task, its timeout ends it.
+
+        ``handed`` is when it was handed to the backend (perf_counter), now if None.
+        """
         self._handle = handle
         record = self._rec
         if self._fb is PENDING:
             transition(self, RUNNING)
             if record is not None:
+                if handed is not None:
+                    record._t1 = handed  # RUNNING from the hand-over on
                 record._submitted(record._t1, at_running=True)  # type: ignore[arg-type]
         elif record is not None:
-            record._submitted(_perf())
+            record._submitted(_perf() if handed is None else handed)
         if self._tmpl.timeout is not None:
             self._timer = self.get_loop().call_later(self._tmpl.timeout, self._on_timeout, handle)
         if isinstance(handle, asyncio.Future):
@@ -328,11 +335,19 @@ class TaskFuture(Dependent):
             self.cancel()
             return
         exc = handle.exception()
-        if exc is not None and self._tmpl.capture_stdio and isinstance(exc, TaskFailed):
-            exc = self._with_captured_stderr(exc)
         if exc is None:
-            self._succeed(handle.result())
-        elif self._native_deps and self._unsettled_native():
+            value = handle.result()
+            if type(value) is Ran:
+                if self._rec is not None:
+                    self._rec._worker_ran((value.started, value.finished, value.where))
+                value = value.get()
+            self._succeed(value)
+            return
+        if self._rec is not None and (ran := getattr(exc, "_fb_ran", None)) is not None:
+            self._rec._worker_ran(ran)
+        if self._tmpl.capture_stdio and isinstance(exc, TaskFailed):
+            exc = self._with_captured_stderr(exc)
+        if self._native_deps and self._unsettled_native():
             self._parked = exc  # the framework may report a dependency's error first
         elif failed := next((d for d in self._native_deps or () if d._fb is FAILED), None):
             self._fail_dependency(failed, failed._exception_of())  # the framework re-raised its error here
@@ -460,7 +475,12 @@ class TaskFuture(Dependent):
             value_lost(self, exc)
             self.set_exception(exc)
         else:
-            self.set_result(task.result())
+            value = task.result()
+            if type(value) is Ran:  # fetched from the worker with when and where it ran
+                if self._rec is not None:
+                    self._rec._worker_ran((value.started, value.finished, value.where))
+                value = value.get()
+            self.set_result(value)
 
 
 def _redirected(command: str | tuple[str, ...], stdout: str, stderr: str) -> str:

@@ -5,13 +5,21 @@ event loop that each worker thread keeps and reuses, never one ``asyncio.run`` p
 task. ``call_pickled`` does the same for a body shipped by value (cloudpickle), which
 is how functions from ``__main__``, notebooks and closures reach worker processes.
 ``run_command`` runs an executable task's command and returns its stdout.
+
+``timed_call`` and ``timed_call_pickled`` are the same calls measured where they
+run: the value comes back as a :class:`Ran` (value, wall-clock start and end,
+host, pid, thread), an exception with the same facts in ``_fb_ran``. It travels in
+the one result message the framework sends anyway; the engine takes it apart
+(:func:`unwrap` where a framework hands a ``Ran`` to another task itself).
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +28,17 @@ from ._errors import TaskFailed
 if TYPE_CHECKING:
     import subprocess
 
-__all__ = ["call", "call_pickled", "dumps", "run_command", "ship_by_value"]
+__all__ = [
+    "Ran",
+    "call",
+    "call_pickled",
+    "dumps",
+    "run_command",
+    "ship_by_value",
+    "timed_call",
+    "timed_call_pickled",
+    "unwrap",
+]
 
 STDERR_TAIL = 2000
 _local = threading.local()
@@ -63,6 +81,87 @@ def _run_coroutine(coro: Any) -> Any:
     if ok:
         return value
     raise value
+
+
+class Ran:
+    """A task body's value with when and where it ran, measured on the worker.
+
+    ``started`` and ``finished`` are ``time.time()`` readings around the body;
+    ``where`` is ``(host, pid, thread name)``. ``packed``: ``value`` holds the
+    value as :func:`dumps_result` bytes (see :func:`timed_call`); :meth:`get` gives
+    the value either way.
+    """
+
+    __slots__ = ("finished", "packed", "started", "value", "where")
+
+    def __init__(
+        self, value: Any, started: float, finished: float, where: tuple[str, int, str], packed: bool = False
+    ) -> None:
+        self.value = value
+        self.started = started
+        self.finished = finished
+        self.where = where
+        self.packed = packed
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return Ran, (self.value, self.started, self.finished, self.where, self.packed)
+
+    def get(self) -> Any:
+        """The body's value."""
+        if self.packed:
+            import pickle
+
+            return pickle.loads(self.value)
+        return self.value
+
+    def __repr__(self) -> str:
+        return f"<Ran {self.finished - self.started:.6f} s on {self.where}>"
+
+
+_HOST = os.uname().nodename  # socket.gethostname(), without importing socket
+
+
+def _here() -> tuple[str, int, str]:
+    return _HOST, os.getpid(), threading.current_thread().name
+
+
+def unwrap(value: Any) -> Any:
+    """A value as the task body returned it (a :class:`Ran` taken apart)."""
+    return value.get() if type(value) is Ran else value
+
+
+def timed_call(
+    func: Callable[..., Any],
+    args: Sequence[Any] = (),
+    kwargs: Mapping[str, Any] | None = None,
+    pack_main: bool = False,
+) -> Ran:
+    """:func:`call`, measured: the value as a :class:`Ran`; an exception carries the same in ``_fb_ran``.
+
+    ``pack_main``: a value of a ``__main__`` class travels as :func:`dumps_result`
+    bytes, for frameworks whose serialiser (dill, in Parsl) would otherwise
+    send that class by value once it is no longer the top-level object.
+    """
+    started = time.time()
+    try:
+        value = call(func, args, kwargs)
+    except BaseException as exc:
+        try:
+            exc._fb_ran = (started, time.time(), _here())  # type: ignore[attr-defined]
+        except (AttributeError, TypeError):  # an exception type without a __dict__
+            pass
+        raise
+    if pack_main and type(value).__module__ == "__main__":
+        return Ran(dumps_result(value), started, time.time(), _here(), packed=True)
+    return Ran(value, started, time.time(), _here())
+
+
+def timed_call_pickled(payload: bytes) -> Ran:
+    """:func:`call_pickled`, measured (see :func:`timed_call`)."""
+    import pickle
+
+    func, args, kwargs = pickle.loads(payload)
+    return timed_call(func, args, kwargs)
 
 
 def call(func: Callable[..., Any], args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None) -> Any:

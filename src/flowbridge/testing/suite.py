@@ -169,6 +169,37 @@ class ConformanceSuite:
         with pytest.raises(RuntimeError, match="attempt 2 fails"):
             await asyncio.wait_for(task, QUICK)
 
+    @pytest.mark.asyncio
+    async def test_records_with_worker_times(self, flow: WorkflowEngine, tmp_path: Path) -> None:
+        """The record of a known DAG: edges, a retried task's two attempts, times taken where the body ran."""
+        import socket
+        import time
+
+        t_add = flow.function_task(add)
+        a = t_add(1, 1)
+        b, c = t_add(a, 1), t_add(a, 2)
+        d = t_add(b, c)
+        retried = flow.function_task(retries=1)(flaky)(str(tmp_path / "attempts"), 1)
+        where = flow.function_task(pid)()
+        before = time.time()
+        values = await asyncio.wait_for(asyncio.gather(d, retried, where), QUICK)
+        assert list(values) == [7, 2, await where]
+        records = {r.uid: r for r in flow.records}
+        assert sorted(uid for uid, _ in records[d.uid].deps) == sorted([b.uid, c.uid])
+        assert [uid for uid, _ in records[b.uid].deps] == [a.uid]
+        first, second = records[retried.uid].attempts
+        assert (first.outcome, first.error_type, second.outcome) == ("FAILED", "RuntimeError", "DONE")
+        slack = 0.05  # the driver's clock is read through perf_counter: allow for drift
+        for task in (d, retried, where):
+            record = records[task.uid]
+            for attempt in record.attempts:
+                assert attempt.started is not None and attempt.finished is not None, (record, attempt.as_dict())
+                assert attempt.submitted - slack <= attempt.started <= attempt.finished
+                assert attempt.finished <= (attempt.ended or time.time()) + slack
+                assert attempt.host == socket.gethostname() and attempt.worker
+        assert records[where.uid].attempts[0].pid == await where  # measured in the process that ran the body
+        assert (records[d.uid].attempts[0].started or 0.0) >= before - 1.0
+
     # -- executables ------------------------------------------------------------------------
 
     @pytest.mark.asyncio

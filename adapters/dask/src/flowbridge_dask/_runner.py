@@ -18,7 +18,7 @@ from typing import Any
 import cloudpickle  # type: ignore[import-untyped]
 from distributed import Future
 
-from flowbridge.worker import call, ship_by_value
+from flowbridge.worker import Ran, ship_by_value, timed_call, unwrap
 
 __all__ = ["pack", "run_function"]
 
@@ -53,11 +53,11 @@ def pack(func: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any
 
 
 def _native_value(index: int) -> Any:
-    return _local.values[index]
+    return unwrap(_local.values[index])  # an upstream's result is a Ran: its value takes the place
 
 
-def run_function(payload: bytes, *values: Any) -> Any:
-    """On the worker: rebuild the call with the dependencies' values, then run it."""
+def run_function(payload: bytes, *values: Any) -> Ran:
+    """On the worker: rebuild the call with the dependencies' values, then run it, measured."""
     if values:
         _local.values = values
         try:
@@ -66,4 +66,4 @@ def run_function(payload: bytes, *values: Any) -> Any:
             _local.values = None
     else:
         func, args, kwargs = pickle.loads(payload)
-    return call(func, args, kwargs)
+    return timed_call(func, args, kwargs)

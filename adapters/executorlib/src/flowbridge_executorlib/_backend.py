@@ -125,7 +125,7 @@ class ExecutorlibExecutionBackend(Adapter):
         if self.executor is not None:
             return
         # ship_by_value learns once (a subprocess, ~20 ms) what a fresh worker can import: off the loop
-        await off_loop(worker.ship_by_value, worker.call)
+        await off_loop(worker.ship_by_value, worker.timed_call)
         self.run_dir = make_run_dir("executorlib")
         self.owner_tag = str(self.run_dir)
         try:
@@ -217,7 +217,7 @@ class ExecutorlibExecutionBackend(Adapter):
             # executorlib pickles the call with cloudpickle itself: __main__ functions and closures
             # travel by value; modules a fresh worker cannot import are registered for that first.
             worker.ship_by_value(task.func)
-            fn: Any = worker.call
+            fn: Any = worker.timed_call
             args: tuple[Any, ...] = (task.func, tuple(task.args), dict(task.kwargs))
             kwargs: dict[str, Any] = {}
         else:

@@ -52,11 +52,11 @@ def run_function(function: bytes, arguments: bytes, *deps: Any, **_parsl: Any) -
     (``parsl_resource_specification``, ``walltime``): it never reaches the user's function.
     """
     func = _function(function)
-    if deps:
-        args, kwargs = _Unpickler(arguments, deps).load()
+    if deps:  # an upstream's result is a worker.Ran: its value takes the place
+        args, kwargs = _Unpickler(arguments, tuple(map(worker.unwrap, deps))).load()
     else:
         args, kwargs = pickle.loads(arguments)
-    return worker.call(func, args, kwargs)
+    return worker.timed_call(func, args, kwargs, pack_main=True)
 
 
 def run_command(

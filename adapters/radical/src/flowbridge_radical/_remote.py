@@ -22,7 +22,9 @@ import io
 import os
 import pickle
 import signal
+import socket
 import sys
+import time
 from typing import Any
 
 PID_FILE = "flowbridge.pid"
@@ -90,18 +92,21 @@ def _driver_class(qualname: str, by_value: bytes) -> Any:
     return dill.loads(by_value)
 
 
-def _encode(kind: str, value: Any) -> str:
-    """The outcome as text: pickle when it can ("p", ``__main__`` classes by name), else dill ("d")."""
+def _encode(kind: str, value: Any, ran: tuple[float, float, tuple[str, int, str]] | None = None) -> str:
+    """The outcome as text: pickle when it can ("p", ``__main__`` classes by name), else dill ("d").
+
+    ``ran``: when and where the body ran (``flowbridge.worker.Ran``'s fields), travelling with it.
+    """
     try:
         buffer = io.BytesIO()
-        _Outcome(buffer).dump((kind, value))
+        _Outcome(buffer).dump((kind, value, ran))
         return "p" + base64.b64encode(buffer.getvalue()).decode("ascii")
     except Exception:
         pass
     import dill
 
     try:
-        return "d" + base64.b64encode(dill.dumps((kind, value), recurse=True)).decode("ascii")
+        return "d" + base64.b64encode(dill.dumps((kind, value, ran), recurse=True)).decode("ascii")
     except Exception as exc:
         if kind == OK:
             error: BaseException = TypeError(
@@ -112,7 +117,7 @@ def _encode(kind: str, value: Any) -> str:
 
             text = "".join(traceback.format_exception(value)).strip()
             error = RuntimeError(f"{type(value).__qualname__}: {value} (the exception could not be pickled)\n{text}")
-        return "p" + base64.b64encode(pickle.dumps((ERROR, error))).decode("ascii")
+        return "p" + base64.b64encode(pickle.dumps((ERROR, error, ran))).decode("ascii")
 
 
 async def run(payload: str, path: tuple[str, ...] = ()) -> str:
@@ -127,6 +132,7 @@ async def run(payload: str, path: tuple[str, ...] = ()) -> str:
     here = os.getcwd()  # RAPTOR runs the task in its sandbox
     loop = asyncio.get_running_loop()
     state: dict[str, Any] = {"body": False, "task": None}
+    started = 0.0
 
     def interrupt(signum: int, frame: Any) -> None:
         if not state["body"]:
@@ -151,6 +157,7 @@ async def run(payload: str, path: tuple[str, ...] = ()) -> str:
 
         func, args, kwargs = dill.loads(base64.b64decode(payload))
         state["body"] = True
+        started = time.time()
         result = func(*args, **kwargs)
         if asyncio.iscoroutine(result):
             state["task"] = asyncio.ensure_future(result)
@@ -161,7 +168,7 @@ async def run(payload: str, path: tuple[str, ...] = ()) -> str:
         return _encode(CANCELLED, None)
     except Exception as exc:
         state["body"] = False
-        return _encode(ERROR, exc)
+        return _encode(ERROR, exc, _ran(started) if started else None)
     except BaseException as exc:
         state["body"] = False
         return _encode(ERROR, RuntimeError(f"the task raised {type(exc).__name__}: {exc}"))
@@ -171,7 +178,11 @@ async def run(payload: str, path: tuple[str, ...] = ()) -> str:
                 os.unlink(pid_file)
             except OSError:
                 pass
-    return _encode(OK, result)
+    return _encode(OK, result, _ran(started))
+
+
+def _ran(started: float) -> tuple[float, float, tuple[str, int, str]]:
+    return started, time.time(), (socket.gethostname(), os.getpid(), "raptor")
 
 
 def outcome(encoded: Any) -> tuple[str, Any]:
@@ -180,11 +191,18 @@ def outcome(encoded: Any) -> tuple[str, Any]:
         raise ValueError(f"not a flowbridge outcome: {type(encoded).__name__}")
     data = base64.b64decode(encoded[1:])
     if encoded[0] == "p":
-        kind, value = pickle.loads(data)
+        kind, value, ran = pickle.loads(data)
     else:
         import dill
 
-        kind, value = dill.loads(data)
+        kind, value, ran = dill.loads(data)
+    if ran is not None:  # the engine writes it on the attempt's record
+        if kind == OK:
+            from flowbridge.worker import Ran
+
+            value = Ran(value, *ran)
+        elif isinstance(value, BaseException):
+            value._fb_ran = ran  # type: ignore[attr-defined]
     return kind, value
 
 
