@@ -193,6 +193,7 @@ def chrome_trace_events(tasks: Iterable[TaskRecord]) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     pids: dict[str, int] = {}
     lanes: dict[int, list[tuple[float, int]]] = {}  # pid -> heap of (free from, tid)
+    threads: dict[int, dict[str, int]] = {}  # pid of a worker process -> its threads' tids
     first_at: dict[str, tuple[int, int, float]] = {}
     last_at: dict[str, tuple[int, int, float, float]] = {}
     spans = sorted(
@@ -200,9 +201,18 @@ def chrome_trace_events(tasks: Iterable[TaskRecord]) -> list[dict[str, Any]]:
     )
     for start, r, a in spans:
         label = _backend_label(r)
-        pid = pids.setdefault(label, len(pids) + 1)
-        end = a.ended_perf if a.ended_perf is not None else last
-        tid = _lane(lanes.setdefault(pid, []), start, end)
+        if a.started is not None and a.finished is not None:
+            # measured on the worker: a track per worker process and thread, the bar the body's own run
+            pid = pids.setdefault(f"{label} {a.host}:{a.pid}", len(pids) + 1)
+            names = threads.setdefault(pid, {})
+            tid = names.setdefault(a.worker or "?", len(names) + 1)
+            queued: float | None = a.started - a.submitted
+            start, end = PERF0 + (a.started - WALL0), PERF0 + (a.finished - WALL0)
+        else:  # the driver's view: hand-over to end, on a lane per overlap
+            pid = pids.setdefault(label, len(pids) + 1)
+            end = a.ended_perf if a.ended_perf is not None else last
+            tid = _lane(lanes.setdefault(pid, []), start, end)
+            queued = None
         args: dict[str, Any] = {
             "uid": r.uid,
             "attempt": a.number,
@@ -215,6 +225,7 @@ def chrome_trace_events(tasks: Iterable[TaskRecord]) -> list[dict[str, Any]]:
             ("workflow_id", r.workflow_id),
             ("parent", r.parent),
             ("where", a.where),
+            ("queued_ms", None if queued is None else round(queued * 1e3, 3)),
         ):
             if value is not None:
                 args[key] = value
@@ -223,8 +234,8 @@ def chrome_trace_events(tasks: Iterable[TaskRecord]) -> list[dict[str, Any]]:
                 "ph": "X",
                 "name": r.name,
                 "cat": r.kind,
-                "ts": us(start),
-                "dur": round((end - start) * 1e6, 3),
+                "ts": max(0.0, us(start)),
+                "dur": max(0.0, round((end - start) * 1e6, 3)),
                 "pid": pid,
                 "tid": tid,
                 "args": args,
@@ -267,9 +278,9 @@ def chrome_trace_events(tasks: Iterable[TaskRecord]) -> list[dict[str, Any]]:
         meta.append(
             {"ph": "M", "name": "process_sort_index", "ts": 0, "pid": pid, "tid": 0, "args": {"sort_index": pid}}
         )
-        tids = {tid for _, tid in lanes.get(pid, [])} | {0}
-        for tid in sorted(tids):
-            name = "not run" if tid == 0 else f"lane {tid}"
+        tracks = {0: "not run"} | {tid: f"lane {tid}" for _, tid in lanes.get(pid, [])}
+        tracks |= {tid: worker for worker, tid in threads.get(pid, {}).items()}
+        for tid, name in sorted(tracks.items()):
             meta.append({"ph": "M", "name": "thread_name", "ts": 0, "pid": pid, "tid": tid, "args": {"name": name}})
     return meta + events
 
