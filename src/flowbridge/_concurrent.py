@@ -120,7 +120,7 @@ class ConcurrentExecutionBackend(Adapter):
         else:
             if self._reaper is None and self._owned:  # commands outlive a killed driver otherwise
                 self._reaper = procs.Reaper(self._tag)
-            fn, args = worker.run_command, (task.command,)
+            fn, args = worker.timed_run_command, (task.command,)
             kwargs = {"task": f"{self._tag}:{uid}", "owner": self._tag}
             if self._threads:
                 kwargs["on_start"] = lambda p: procs_.__setitem__(uid, p)

@@ -37,6 +37,7 @@ __all__ = [
     "ship_by_value",
     "timed_call",
     "timed_call_pickled",
+    "timed_run_command",
     "unwrap",
 ]
 
@@ -314,3 +315,26 @@ def run_command(
             stderr=tail,
         )
     return stdout
+
+
+def timed_run_command(
+    command: str | Sequence[str],
+    *,
+    on_start: Callable[[subprocess.Popen[str]], None] | None = None,
+    **options: Any,
+) -> Ran:
+    """:func:`run_command`, measured: its stdout as a :class:`Ran`, ``where`` naming the command's own pid."""
+    started = time.time()
+    pid = [0]
+
+    def seen(proc: subprocess.Popen[str]) -> None:
+        pid[0] = proc.pid
+        if on_start is not None:
+            on_start(proc)
+
+    try:
+        stdout = run_command(command, on_start=seen, **options)
+    except BaseException as exc:
+        exc._fb_ran = (started, time.time(), (_HOST, pid[0], "command"))  # type: ignore[attr-defined]
+        raise
+    return Ran(stdout, started, time.time(), (_HOST, pid[0], "command"))

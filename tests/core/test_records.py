@@ -236,3 +236,13 @@ async def test_a_value_lost_after_done_raises_on_await_and_the_state_stays_done(
     assert a.record.lost == ("_Lost", "the worker holding the value died")
     assert [s for s, _ in a.record.transitions] == ["PENDING", "RUNNING", "DONE"]
     assert any("value was lost" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("processes", [False, True], ids=["threads", "processes"])
+async def test_an_executable_attempt_names_its_command_process(processes):
+    async with WorkflowEngine(ConcurrentExecutionBackend(processes=processes)) as flow:
+        echo = flow.executable_task(lambda: "echo $$", name="echo")
+        shell_pid = int((await echo()).strip())
+        (attempt,) = flow.records[0].attempts
+    assert attempt.worker == "command" and attempt.pid == shell_pid != os.getpid()
+    assert attempt.submitted - 0.05 <= attempt.started <= attempt.finished <= attempt.ended + 0.05

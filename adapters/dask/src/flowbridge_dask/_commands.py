@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from flowbridge import TaskFailed
 from flowbridge.toolkit import procs
-from flowbridge.worker import run_command
+from flowbridge.worker import Ran, timed_run_command
 
 __all__ = ["kill_commands", "run_tagged_command"]
 
@@ -27,7 +27,7 @@ _doomed: dict[str, None] = {}  # tags killed on this worker (insertion-ordered, 
 _DOOMED_MAX = 10_000
 
 
-def run_tagged_command(command: str | Sequence[str], task: str, owner: str) -> str:
+def run_tagged_command(command: str | Sequence[str], task: str, owner: str) -> Ran | str:
     """On the worker: run an executable task's command tagged with its task and owner."""
 
     def on_start(proc: object) -> None:
@@ -37,7 +37,7 @@ def run_tagged_command(command: str | Sequence[str], task: str, owner: str) -> s
             kill_commands([task])
 
     try:
-        return run_command(command, task=task, owner=owner, on_start=on_start)
+        return timed_run_command(command, task=task, owner=owner, on_start=on_start)
     except TaskFailed:
         with _lock:
             killed = task in _doomed
