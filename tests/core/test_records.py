@@ -9,7 +9,7 @@ import pytest
 
 from flowbridge import ConcurrentExecutionBackend, DependencyFailed, TaskState, WorkflowEngine
 from flowbridge._record import IllegalTransition, transition
-from flowbridge.adapter import Adapter, Remote
+from flowbridge.testing.fake import FakeBackend, LostValue
 
 
 def inc(x=0):
@@ -175,65 +175,47 @@ async def test_record_false_runs_the_same_and_keeps_no_record():
 # -- an adapter with native dependencies and remote results, no framework needed ----------
 
 
-class _Lost(Exception):
-    pass
-
-
-class RemoteAdapter(Adapter):
-    """Resolves handles with Remote values; hands its own handles to dependents (native)."""
-
-    name = "remote"
-    capabilities = frozenset({"functions", "native_dependencies", "remote_results"})
-
-    def __init__(self, lose: bool = False) -> None:
-        self.lose = lose
-
-    def submit(self, task):
-        loop = asyncio.get_running_loop()
-        handle = loop.create_future()
-        args = [a.result().value if isinstance(a, _Native) else a for a in task.args]
-        value = task.func(*args)
-
-        async def fetch():
-            if self.lose:
-                raise _Lost("the worker holding the value died")
-            return value
-
-        loop.call_soon(handle.set_result, Remote(fetch))
-        handle.value = value
-        return handle
-
-    def native(self, handle):
-        return _Native(handle)
-
-
-class _Native:
-    def __init__(self, handle):
-        self.handle = handle
-
-    def result(self):
-        return self.handle
-
-
 async def test_native_edges_are_recorded_as_native():
-    async with WorkflowEngine(backend=RemoteAdapter()) as flow:
+    async with WorkflowEngine(backend=FakeBackend()) as flow:
         a = flow.function_task(inc)()
         b = flow.function_task(inc)(a)
         assert await b == 2
     assert b.record.deps == [(a.uid, "native")]
-    assert a.record.backend == "remote"
+    assert a.record.backend == "fake"
+    # b's value was fetched: its worker times came with it; a's never was: its fields stay empty
+    assert b.record.attempts[0].worker.startswith("fake") and a.record.attempts[0].started is None
+
+
+async def test_a_native_chain_is_handed_over_at_once_and_a_failure_fails_its_dependents():
+    gate = threading.Event()
+    backend = FakeBackend()
+    async with WorkflowEngine(backend=backend) as flow:
+        first = flow.function_task(lambda: gate.wait(10) and 1, name="first")()
+        chain = [first]
+        for _ in range(5):
+            chain.append(flow.function_task(inc)(chain[-1]))
+        await asyncio.sleep(0.05)
+        assert backend.submitted == 6  # all handed over while the first still runs: native edges
+        assert [t.state for t in chain] == [TaskState.RUNNING] * 6
+        gate.set()
+        assert await chain[-1] == 6
+        broken = flow.function_task(boom)()
+        after = flow.function_task(inc)(broken)
+        with pytest.raises(DependencyFailed) as info:
+            await after
+    assert info.value.root_cause is not None and after.record.root_task.startswith(broken.uid)
 
 
 async def test_a_value_lost_after_done_raises_on_await_and_the_state_stays_done(caplog):
-    async with WorkflowEngine(backend=RemoteAdapter(lose=True)) as flow:
+    async with WorkflowEngine(backend=FakeBackend(lose=True)) as flow:
         a = flow.function_task(inc)()
         await asyncio.sleep(0.05)
         assert a.state is TaskState.DONE
-        with caplog.at_level(logging.WARNING, logger="flowbridge.task"), pytest.raises(_Lost):
+        with caplog.at_level(logging.WARNING, logger="flowbridge.task"), pytest.raises(LostValue):
             await a
         assert a.state is TaskState.DONE
     assert a.record.state is TaskState.DONE
-    assert a.record.lost == ("_Lost", "the worker holding the value died")
+    assert a.record.lost == ("LostValue", "the worker holding the value died")
     assert [s for s, _ in a.record.transitions] == ["PENDING", "RUNNING", "DONE"]
     assert any("value was lost" in r.getMessage() for r in caplog.records)
 
