@@ -131,7 +131,11 @@ def test_executable_fields() -> None:
         "pre_exec": ["x"],
     }
     shell = TaskSpec("t.2", "t", "executable", command="echo $HOME")
-    assert _tasks.executable_fields(shell, local=True) == {"executable": "/bin/sh", "arguments": ["-c", "echo $HOME"]}
+    fields = _tasks.executable_fields(shell, local=True)
+    assert fields["executable"] == "/bin/sh" and fields["arguments"][0] == "-c"
+    # the command runs as written, after two lines that write its start (time, pid) and end for the record
+    script = fields["arguments"][1].split("\n")
+    assert script[-1] == "echo $HOME" and len(script) == 3 and _tasks.TIMES in script[0] and "trap" in script[1]
     with pytest.raises(UnsupportedResource, match="'radical'"):
         _tasks.executable_fields(_spec(extra={"pre_exec": "not a list"}), local=False)
 

@@ -203,6 +203,18 @@ class ConformanceSuite:
     # -- executables ------------------------------------------------------------------------
 
     @pytest.mark.asyncio
+    async def test_executable_worker_times(self, flow: WorkflowEngine) -> None:
+        """An executable's attempt names the command's own process and when it ran."""
+        import time
+
+        before = time.time()
+        out = await asyncio.wait_for(flow.executable_task(lambda: "echo $$", name="echo")(), QUICK)
+        (attempt,) = flow.records[-1].attempts
+        assert attempt.worker == "command" and attempt.pid == int(out.strip()), attempt.as_dict()
+        assert attempt.started is not None and attempt.finished is not None
+        assert before - 0.05 <= attempt.started <= attempt.finished <= (attempt.ended or time.time()) + 0.05
+
+    @pytest.mark.asyncio
     async def test_executable_str_and_argv(self, flow: WorkflowEngine) -> None:
 
         @flow.executable_task

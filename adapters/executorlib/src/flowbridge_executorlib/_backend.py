@@ -222,7 +222,7 @@ class ExecutorlibExecutionBackend(Adapter):
             kwargs: dict[str, Any] = {}
         else:
             tag = f"{self.owner_tag or 'executorlib-' + self._token}:{task.uid}:{task.attempt}"
-            fn, args = worker.run_command, (task.command,)
+            fn, args = worker.timed_run_command, (task.command,)
             kwargs = {"task": tag, "owner": self.owner_tag}
             kill = partial(procs.reap, {procs.TASK_ENV: tag})
         handle = Handle(label, self._live, self._why, kill)

@@ -65,8 +65,8 @@ def run_command(
     owner: str | None = None,
     marker: str | None = None,
     **_parsl: Any,
-) -> str:
-    """Bash-app semantics: stdout is the result, a non-zero exit is TaskFailed.
+) -> worker.Ran:
+    """Bash-app semantics: stdout is the result (measured: a ``worker.Ran``), a non-zero exit is TaskFailed.
 
     The command carries ``FLOWBRIDGE_TASK=tag`` and ``FLOWBRIDGE_OWNER=owner``, so the
     driver kills it with its tree on cancel (same host). ``marker`` is a file the driver
@@ -86,7 +86,7 @@ def run_command(
 
         threading.Thread(target=_watch_marker, args=(proc, marker, tag), daemon=True).start()
 
-    return worker.run_command(command, task=tag, owner=owner, on_start=watch)
+    return worker.timed_run_command(command, task=tag, owner=owner, on_start=watch)
 
 
 POLL = 0.25  # seconds between looks at a running command's cancel marker

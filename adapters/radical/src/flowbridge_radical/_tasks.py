@@ -31,6 +31,7 @@ from typing import Any
 
 from flowbridge import TaskFailed, TaskTimeout, UnsupportedResource
 from flowbridge.adapter import TaskSpec
+from flowbridge.worker import Ran
 
 from . import _remote
 
@@ -86,12 +87,14 @@ def _extra(
 def executable_fields(spec: TaskSpec, *, local: bool) -> dict[str, Any]:
     """TaskDescription fields for an executable task (without uid)."""
     command = spec.command
+    res = spec.resources
     if isinstance(command, str):
+        if res is None or (res.ranks or 1) == 1:
+            command = _timed(command)
         fields: dict[str, Any] = {"executable": "/bin/sh", "arguments": ["-c", command]}
     else:
         argv = list(command or ())
         fields = {"executable": argv[0], "arguments": argv[1:]}
-    res = spec.resources
     if res is not None:
         if res.ranks is not None:
             fields["ranks"] = res.ranks
@@ -173,10 +176,41 @@ def _full(task: Any, kept: str | None, suffix: str) -> str:
     return kept
 
 
+TIMES = "flowbridge.times"
+
+
+def _timed(command: str) -> str:
+    """The shell command, writing its start (time, pid) and end time into the sandbox's TIMES file."""
+    return (
+        f'printf "%s %s\\n" "$(date +%s.%N)" $$ > {TIMES}\n'
+        f"trap 'date +%s.%N >> {TIMES}' EXIT\n{command}"
+    )
+
+
+def _ran(task: Any) -> tuple[float, float, tuple[str, int, str]] | None:
+    """When and where a timed command ran, from its sandbox (None if it wrote nothing there)."""
+    where = sandbox_path(task)
+    if not where:
+        return None
+    try:
+        with open(os.path.join(where, TIMES)) as fh:
+            first, end = fh.read().split("\n")[:2]
+        start, pid = first.split()
+        return float(start), float(end), (os.uname().nodename, int(pid), "command")
+    except (OSError, ValueError):
+        return None
+
+
 def executable_outcome(task: Any, state: str, command: Any) -> tuple[str, Any]:
-    """(kind, value) of a finished executable task: its whole stdout, or TaskFailed."""
+    """(kind, value) of a finished executable task: its whole stdout, or TaskFailed.
+
+    With the times the command wrote (see :func:`_timed`), the value is a
+    ``flowbridge.worker.Ran`` and an error carries them in ``_fb_ran``.
+    """
+    ran = _ran(task)
     if state == "DONE":
-        return _remote.OK, _full(task, task.stdout, "stdout")
+        stdout = _full(task, task.stdout, "stdout")
+        return _remote.OK, (stdout if ran is None else Ran(stdout, *ran))
     stderr = _full(task, task.stderr, "stderr")[-STDERR_TAIL:]
     code = task.exit_code
     shown = command if isinstance(command, str) else " ".join(command or ())
@@ -187,7 +221,10 @@ def executable_outcome(task: Any, state: str, command: Any) -> tuple[str, Any]:
         message = f"command {shown!r} exited with status {code}"
     if stderr.strip():
         message += f"; stderr: {stderr.strip()}"
-    return _remote.ERROR, TaskFailed(message, exit_code=code, stderr=stderr)
+    error = TaskFailed(message, exit_code=code, stderr=stderr)
+    if ran is not None:
+        error._fb_ran = ran  # type: ignore[attr-defined]
+    return _remote.ERROR, error
 
 
 def function_outcome(task: Any, state: str, walltime: float | None, label: str) -> tuple[str, Any]:
