@@ -21,7 +21,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from ._graph import COLOURS
-from ._report import _lane, _one_line
+from ._report import _backend_label, _lane, _one_line
 
 if TYPE_CHECKING:
     from ._report import Report
@@ -338,7 +338,7 @@ def _failures(report: Report) -> str:
         error = f"{root.error_type}: {root.error_message}" if root.error_type else ""
         names = ", ".join(f"{r.uid} ({r.name})" for r in because[:20]) + (" ..." if len(because) > 20 else "")
         rows.append(
-            f"<tr><td>{html.escape(f'{root.uid} ({root.name})')}</td><td>{html.escape(_label(root.as_dict()))}</td>"
+            f"<tr><td>{html.escape(f'{root.uid} ({root.name})')}</td><td>{html.escape(_backend_label(root))}</td>"
             f"<td><code>{html.escape(_one_line(error, 500))}</code></td><td>{html.escape(names)}</td></tr>"
         )
     rows.append("</table>")

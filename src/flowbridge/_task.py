@@ -336,12 +336,7 @@ class TaskFuture(Dependent):
             return
         exc = handle.exception()
         if exc is None:
-            value = handle.result()
-            if type(value) is Ran:
-                if self._rec is not None:
-                    self._rec._worker_ran((value.started, value.finished, value.where))
-                value = value.get()
-            self._succeed(value)
+            self._succeed(self._measured(handle.result()))
             return
         if self._rec is not None and (ran := getattr(exc, "_fb_ran", None)) is not None:
             self._rec._worker_ran(ran)
@@ -353,6 +348,14 @@ class TaskFuture(Dependent):
             self._fail_dependency(failed, failed._exception_of())  # the framework re-raised its error here
         else:
             self._fail(exc)
+
+    def _measured(self, value: Any) -> Any:
+        """The body's value; a worker.Ran's times and place go on the record first."""
+        if type(value) is not Ran:
+            return value
+        if self._rec is not None:
+            self._rec._worker_ran((value.started, value.finished, value.where))
+        return value.get()
 
     def _with_captured_stderr(self, exc: TaskFailed) -> TaskFailed:
         err = self._captured("stderr")
@@ -475,12 +478,7 @@ class TaskFuture(Dependent):
             value_lost(self, exc)
             self.set_exception(exc)
         else:
-            value = task.result()
-            if type(value) is Ran:  # fetched from the worker with when and where it ran
-                if self._rec is not None:
-                    self._rec._worker_ran((value.started, value.finished, value.where))
-                value = value.get()
-            self.set_result(value)
+            self.set_result(self._measured(task.result()))  # fetched: with when and where it ran
 
 
 def _redirected(command: str | tuple[str, ...], stdout: str, stderr: str) -> str:

@@ -126,6 +126,14 @@ def _here() -> tuple[str, int, str]:
     return _HOST, os.getpid(), threading.current_thread().name
 
 
+def _mark(exc: BaseException, started: float, where: tuple[str, int, str]) -> None:
+    """A failed body's times and place, carried by its exception (``_fb_ran``) to the engine."""
+    try:
+        exc._fb_ran = (started, time.time(), where)  # type: ignore[attr-defined]
+    except (AttributeError, TypeError):  # an exception type without a __dict__
+        pass
+
+
 def unwrap(value: Any) -> Any:
     """A value as the task body returned it (a :class:`Ran` taken apart)."""
     return value.get() if type(value) is Ran else value
@@ -147,10 +155,7 @@ def timed_call(
     try:
         value = call(func, args, kwargs)
     except BaseException as exc:
-        try:
-            exc._fb_ran = (started, time.time(), _here())  # type: ignore[attr-defined]
-        except (AttributeError, TypeError):  # an exception type without a __dict__
-            pass
+        _mark(exc, started, _here())
         raise
     if pack_main and type(value).__module__ == "__main__":
         return Ran(dumps_result(value), started, time.time(), _here(), packed=True)
@@ -335,6 +340,6 @@ def timed_run_command(
     try:
         stdout = run_command(command, on_start=seen, **options)
     except BaseException as exc:
-        exc._fb_ran = (started, time.time(), (_HOST, pid[0], "command"))  # type: ignore[attr-defined]
+        _mark(exc, started, (_HOST, pid[0], "command"))
         raise
     return Ran(stdout, started, time.time(), (_HOST, pid[0], "command"))
