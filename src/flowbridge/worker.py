@@ -34,7 +34,6 @@ __all__ = [
     "call_pickled",
     "dumps",
     "run_command",
-    "ship_by_value",
     "timed_call",
     "timed_call_pickled",
     "timed_run_command",
@@ -88,31 +87,22 @@ class Ran:
     """A task body's value with when and where it ran, measured on the worker.
 
     ``started`` and ``finished`` are ``time.time()`` readings around the body;
-    ``where`` is ``(host, pid, thread name)``. ``packed``: ``value`` holds the
-    value as :func:`dumps_result` bytes (see :func:`timed_call`); :meth:`get` gives
-    the value either way.
+    ``where`` is ``(host, pid, thread name)``.
     """
 
-    __slots__ = ("finished", "packed", "started", "value", "where")
+    __slots__ = ("finished", "started", "value", "where")
 
-    def __init__(
-        self, value: Any, started: float, finished: float, where: tuple[str, int, str], packed: bool = False
-    ) -> None:
+    def __init__(self, value: Any, started: float, finished: float, where: tuple[str, int, str]) -> None:
         self.value = value
         self.started = started
         self.finished = finished
         self.where = where
-        self.packed = packed
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return Ran, (self.value, self.started, self.finished, self.where, self.packed)
+        return Ran, (self.value, self.started, self.finished, self.where)
 
     def get(self) -> Any:
         """The body's value."""
-        if self.packed:
-            import pickle
-
-            return pickle.loads(self.value)
         return self.value
 
     def __repr__(self) -> str:
@@ -143,31 +133,22 @@ def timed_call(
     func: Callable[..., Any],
     args: Sequence[Any] = (),
     kwargs: Mapping[str, Any] | None = None,
-    pack_main: bool = False,
 ) -> Ran:
-    """:func:`call`, measured: the value as a :class:`Ran`; an exception carries the same in ``_fb_ran``.
-
-    ``pack_main``: a value of a ``__main__`` class travels as :func:`dumps_result`
-    bytes, for frameworks whose serialiser (dill, in Parsl) would otherwise
-    send that class by value once it is no longer the top-level object.
-    """
+    """:func:`call`, measured: the value as a :class:`Ran`; an exception carries the same in ``_fb_ran``."""
     started = time.time()
     try:
         value = call(func, args, kwargs)
     except BaseException as exc:
         _mark(exc, started, _here())
         raise
-    if pack_main and type(value).__module__ == "__main__":
-        return Ran(dumps_result(value), started, time.time(), _here(), packed=True)
     return Ran(value, started, time.time(), _here())
 
 
 def timed_call_pickled(payload: bytes) -> Ran:
     """:func:`call_pickled`, measured (see :func:`timed_call`)."""
-    import pickle
+    from .toolkit import codec
 
-    func, args, kwargs = pickle.loads(payload)
-    return timed_call(func, args, kwargs)
+    return timed_call(*codec.load_call(payload))
 
 
 def call(func: Callable[..., Any], args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None) -> Any:
@@ -183,82 +164,18 @@ def call(func: Callable[..., Any], args: Sequence[Any] = (), kwargs: Mapping[str
     return result
 
 
-_by_value: dict[str, bool] = {"__main__": False, "builtins": False}
-_fresh_path: list[str] = []
-
-
-def _fresh_sys_path() -> list[str]:
-    """``sys.path`` as a freshly started interpreter here sees it (asked once, ~20 ms)."""
-    if not _fresh_path:
-        import json
-        import os
-        import subprocess
-        import sys
-
-        code = "import json, os, sys; print(json.dumps([os.path.abspath(p or '.') for p in sys.path]))"
-        try:
-            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
-            _fresh_path.extend(p for p in json.loads(out) if os.path.isdir(p))
-        except (OSError, ValueError, subprocess.SubprocessError):
-            _fresh_path.extend(p for p in sys.path if "site-packages" in p)
-    return _fresh_path
-
-
-def ship_by_value(func: Any) -> None:
-    """Make cloudpickle ship ``func``'s module by value when a fresh worker could not import it.
-
-    Modules imported through a runtime ``sys.path`` change (pytest test modules, a
-    notebook's helper folder) exist only in this process; workers started afresh
-    (Dask, Parsl, RADICAL-Pilot, executorlib) would fail to unpickle a reference.
-    """
-    name = getattr(func, "__module__", None)
-    if not isinstance(name, str) or name in _by_value:
-        return
-    import sys
-    from importlib.machinery import PathFinder
-
-    module = sys.modules.get(name)
-    needed = False
-    if module is not None and getattr(module, "__file__", None):
-        try:
-            needed = PathFinder.find_spec(name.partition(".")[0], _fresh_sys_path()) is None
-        except (ImportError, ValueError):
-            needed = False
-    _by_value[name] = needed
-    if needed:
-        import cloudpickle  # type: ignore[import-untyped]
-
-        cloudpickle.register_pickle_by_value(module)
-
-
 def dumps(func: Callable[..., Any], args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None) -> bytes:
-    """Serialise a call by value, so ``__main__`` functions, closures and test modules can travel."""
-    import cloudpickle
+    """Serialise a call by value (:func:`flowbridge.toolkit.codec.pack_call`), for :func:`call_pickled`."""
+    from .toolkit import codec
 
-    ship_by_value(func)
-    payload: bytes = cloudpickle.dumps((func, tuple(args), dict(kwargs or {})))
-    return payload
+    return codec.pack_call(func, args, kwargs)[0]
 
 
 def call_pickled(payload: bytes) -> Any:
     """Run a call serialised with :func:`dumps`."""
-    import pickle
+    from .toolkit import codec
 
-    func, args, kwargs = pickle.loads(payload)
-    return call(func, args, kwargs)
-
-
-def dumps_result(outcome: Any) -> bytes:
-    """A task's outcome (value or exception) for the way back to the driver, loaded with ``pickle.loads``.
-
-    cloudpickle, because a class the worker knows only by value (one of the driver's
-    ``__main__``, shipped with the function) must come back as the driver's own class,
-    not as a copy that fails ``isinstance``; plain pickle cannot even encode it there.
-    """
-    import cloudpickle
-
-    data: bytes = cloudpickle.dumps(outcome)
-    return data
+    return call(*codec.load_call(payload))
 
 
 def run_command(

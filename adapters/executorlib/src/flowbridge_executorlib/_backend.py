@@ -16,7 +16,7 @@ from typing import Any
 
 from flowbridge import BackendUnavailable, worker
 from flowbridge.adapter import Adapter, TaskSpec, make_run_dir
-from flowbridge.toolkit import procs
+from flowbridge.toolkit import codec, procs
 from flowbridge.toolkit.blocking import off_loop
 
 from ._handle import Handle, submit_block
@@ -125,7 +125,7 @@ class ExecutorlibExecutionBackend(Adapter):
         if self.executor is not None:
             return
         # ship_by_value learns once (a subprocess, ~20 ms) what a fresh worker can import: off the loop
-        await off_loop(worker.ship_by_value, worker.timed_call)
+        await off_loop(codec.ship_by_value, worker.timed_call)
         self.run_dir = make_run_dir("executorlib")
         self.owner_tag = str(self.run_dir)
         try:
@@ -216,7 +216,7 @@ class ExecutorlibExecutionBackend(Adapter):
         if task.kind == "function":
             # executorlib pickles the call with cloudpickle itself: __main__ functions and closures
             # travel by value; modules a fresh worker cannot import are registered for that first.
-            worker.ship_by_value(task.func)
+            codec.ship_by_value(task.func)
             fn: Any = worker.timed_call
             args: tuple[Any, ...] = (task.func, tuple(task.args), dict(task.kwargs))
             kwargs: dict[str, Any] = {}

@@ -12,15 +12,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from flowbridge import ConfigError, worker
+from flowbridge import ConfigError
 from flowbridge.adapter import Adapter, Handle, TaskSpec, make_run_dir
-from flowbridge.toolkit import procs
+from flowbridge.toolkit import codec, procs
 from flowbridge.toolkit.blocking import off_loop
 
 from . import _cleanup
 from ._config import LABEL, Options, fix_htex, owned_config
 from ._handle import ParslTask
-from ._payload import Functions, pack_arguments, run_command, run_function
+from ._payload import run_command, run_function
 from ._resources import ResourceMap
 
 _log = logging.getLogger("flowbridge.parsl")
@@ -101,7 +101,7 @@ class ParslExecutionBackend(Adapter):
                 )
         self._keep = keep_run_dir or self.options.logging
         self._live: set[ParslTask] = set()
-        self._functions = Functions()
+        self._functions = codec.Functions()
         self._resources = ResourceMap(self)
         self._building: asyncio.Future[Any] | None = None
         self._closed = False
@@ -132,7 +132,7 @@ class ParslExecutionBackend(Adapter):
         # a limit, and a DataFlowKernel can take minutes to fail. ship_by_value learns once (~20 ms,
         # a subprocess) what a fresh worker can import.
         self._building = asyncio.ensure_future(
-            asyncio.gather(off_loop(self._build), off_loop(worker.ship_by_value, run_function))
+            asyncio.gather(off_loop(self._build), off_loop(codec.ship_by_value, run_function))
         )
         await asyncio.shield(self._building)
 
@@ -234,7 +234,7 @@ class ParslExecutionBackend(Adapter):
         handle = ParslTask(task.uid, task.name, self._live)
         if task.kind == "function":
             function = self._functions.dumps(task.func)
-            arguments, deps = pack_arguments(task.args, task.kwargs, ParslTask)
+            arguments, deps = codec.pack_arguments(task.args, task.kwargs, ParslTask)
             func, args = self._run_function, (function, arguments, *deps)
         else:
             assert self.owner_tag is not None and self._markers is not None

@@ -19,6 +19,7 @@ from parsl.executors.high_throughput.errors import ManagerLost
 from parsl.executors.high_throughput.errors import WorkerLost as ParslWorkerLost
 
 from flowbridge import DependencyFailed, TaskTimeout, WorkerLost
+from flowbridge.toolkit import codec
 
 _InvalidState = concurrent.futures.InvalidStateError
 
@@ -50,7 +51,7 @@ class ParslTask(concurrent.futures.Future):  # type: ignore[type-arg]
         exc = app_future.exception()
         try:
             if exc is None:
-                self.set_result(app_future.result())
+                self.set_result(codec.load_outcome(app_future.result()))  # the runner's packed worker.Ran
                 return
             exc = translate(exc, self)
             if isinstance(exc, concurrent.futures.CancelledError):  # an upstream was cancelled
