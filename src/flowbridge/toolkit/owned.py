@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ class Owned:
         self.owner: str | None = None  # the owner tag, once set
         self.released = False
         self._stack = contextlib.ExitStack()
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<Owned {self.kind} {self.path or '(no run dir)'}{' released' if self.released else ''}>"
@@ -79,9 +81,10 @@ class Owned:
 
     def release(self) -> None:
         """Undo everything, last made first; once (later calls return at once)."""
-        if self.released:
-            return
-        self.released = True
+        with self._lock:  # a kill() from another thread while shutdown releases: one of them does it
+            if self.released:
+                return
+            self.released = True
         self._stack.close()
 
     def _check_open(self) -> None:

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from flowbridge import BackendUnavailable, worker
-from flowbridge.adapter import Adapter, TaskSpec, make_run_dir
+from flowbridge.adapter import Adapter, TaskSpec
 from flowbridge.toolkit import codec, procs
 from flowbridge.toolkit.blocking import off_loop
+from flowbridge.toolkit.owned import Owned
 
 from ._handle import Handle, submit_block
 from ._resources import installed, resource_dict
@@ -103,7 +104,7 @@ class ExecutorlibExecutionBackend(Adapter):
         self._block: Any = None
         self._per_task: Any = None
         self._owned: Any = None  # an executorlib executor flowbridge built (slurm_cluster, flux)
-        self._reaper: procs.Reaper | None = None
+        self._own = Owned("executorlib")  # run dir, owner tag, reaper, jobs: released at the end
         self._deaths: Any = None
         self._live: set[Handle] = set()
         self._pool_size = 0
@@ -126,16 +127,17 @@ class ExecutorlibExecutionBackend(Adapter):
             return
         # ship_by_value learns once (a subprocess, ~20 ms) what a fresh worker can import: off the loop
         await off_loop(codec.ship_by_value, worker.timed_call)
-        self.run_dir = make_run_dir("executorlib")
+        self.run_dir = self._own.run_dir()
         self.owner_tag = str(self.run_dir)
         try:
-            self._reaper = procs.Reaper(self.owner_tag, self.run_dir)
+            self._own.tag(self.owner_tag)
             if self.cache_directory is not None:
                 os.makedirs(self.cache_directory, exist_ok=True)
             if self.kind in ("single_node", "slurm_job"):
                 from ._schedulers import Deaths, pool_size, schedulers
 
                 self._deaths = Deaths()
+                self._own.callback(self._deaths.close)
                 self._pool_size = pool_size(self.options)
                 self._block, self._per_task = schedulers(
                     self.kind, self.owner_tag, self.run_dir, self._deaths, self.cache_directory, self.options
@@ -143,6 +145,9 @@ class ExecutorlibExecutionBackend(Adapter):
             else:
                 self._owned = _public_executor(self.kind, self.run_dir, self.cache_directory, self.options)
                 if self.kind == "slurm_cluster":
+                    from ._slurm import cancel_jobs_under
+
+                    self._own.callback(cancel_jobs_under, self.run_dir)
                     self._watcher = asyncio.ensure_future(self._watch_jobs())
         except BaseException:
             self.kill()
@@ -172,29 +177,14 @@ class ExecutorlibExecutionBackend(Adapter):
         except TimeoutError:
             _log.warning("executorlib did not shut down within %.0f s; killing its workers", SHUTDOWN_BUDGET)
         finally:
-            await off_loop(self._clean_up, timeout=10)
+            await off_loop(self._own.release, timeout=10)  # last made first: jobs, workers, reaper, run dir
 
     def kill(self) -> None:
         """Kill every worker and command this adapter started, cancel its jobs, remove its run dir."""
         self._closed = True
         for handle in list(self._live):
             handle.cancel()
-        self._clean_up()
-
-    def _clean_up(self) -> None:
-        if self.owner_tag:
-            procs.reap({procs.OWNER_ENV: self.owner_tag})
-        if self.kind == "slurm_cluster" and self.run_dir is not None:
-            from ._slurm import cancel_jobs_under
-
-            cancel_jobs_under(self.run_dir)
-        if self._deaths is not None:
-            self._deaths.close()
-        if self._reaper is not None:
-            self._reaper.stop()
-            self._reaper = None
-        if self.run_dir is not None:
-            shutil.rmtree(self.run_dir, ignore_errors=True)
+        self._own.release()
 
     # -- tasks ---------------------------------------------------------------------------
 

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from flowbridge import ConfigError
-from flowbridge.adapter import Adapter, Handle, TaskSpec, make_run_dir
-from flowbridge.toolkit import codec, procs
+from flowbridge.adapter import Adapter, Handle, TaskSpec
+from flowbridge.toolkit import codec
 from flowbridge.toolkit.blocking import off_loop
+from flowbridge.toolkit.owned import Owned
 
 from . import _cleanup
 from ._config import LABEL, Options, fix_htex, owned_config
@@ -43,9 +44,7 @@ class ParslExecutionBackend(Adapter):
     """
 
     name = "parsl"
-    capabilities = frozenset(
-        {"functions", "executables", "async_functions", "native_dependencies", "worker_lost"}
-    )
+    capabilities = frozenset({"functions", "executables", "async_functions", "native_dependencies", "worker_lost"})
     # What can be asked for; the executor has the last word (see check_resources).
     supported_resources = frozenset({"cores", "gpus", "memory", "ranks", "walltime", "extra"})
 
@@ -108,8 +107,7 @@ class ParslExecutionBackend(Adapter):
         self._gate = threading.Lock()  # the build starts no block once shutdown gave up on it
         self._run_function: Any = None
         self._run_command: Any = None
-        self._reaper: procs.Reaper | None = None
-        self._home: Path | None = None  # the directory flowbridge made for this backend (removed at the end)
+        self._own = Owned("parsl", keep_run_dir=self._keep)  # run dir, owner tag, reaper: released at the end
         self._markers: Path | None = None  # cancel markers of executable tasks
         self._bulk: set[str] | None = None  # tags collected while shutdown cancels everything
         self._kill_lock = threading.Lock()
@@ -161,7 +159,7 @@ class ParslExecutionBackend(Adapter):
                     raise _ShutDown
                 if self.run_dir is None and (config is None or config.run_dir == "runinfo"):
                     # Parsl's default run_dir would litter the working directory
-                    self.run_dir = self._home = make_run_dir("parsl")
+                    self.run_dir = self._own.run_dir()
                 elif self.run_dir is None:
                     self.run_dir = Path(config.run_dir).absolute()
                 self._tag(self.run_dir)  # from here on, the reaper removes what this start leaves
@@ -185,8 +183,7 @@ class ParslExecutionBackend(Adapter):
             with self._gate:
                 if self._closed:
                     raise _ShutDown
-                self._home = make_run_dir("parsl")  # cancel markers of tasks on your kernel, nothing else
-                self._tag(self._home)
+                self._tag(self._own.run_dir())  # cancel markers of tasks on your kernel, nothing else
         labels = [label for label in self.dfk.executors if label != "_parsl_internal"]
         if self._labels is None:
             self._labels = labels
@@ -207,7 +204,8 @@ class ParslExecutionBackend(Adapter):
         self.owner_tag = str(where)
         self._markers = where / "flowbridge-cancelled"
         self._markers.mkdir(parents=True, exist_ok=True)
-        self._reaper = procs.Reaper(self.owner_tag, None if self._keep else self._home)
+        self._own.callback(shutil.rmtree, self._markers, ignore_errors=True)  # also from a run dir kept
+        self._own.tag(self.owner_tag)
 
     def _executor_objects(self) -> list[Any]:
         """The Parsl executors tasks go to (known once started, or from the config before)."""
@@ -335,22 +333,10 @@ class ParslExecutionBackend(Adapter):
         with self._gate:  # a build still running starts nothing from now on
             self._closed = True
         owner = self.owner_tag
-        if owner is not None and self._owned:
+        if owner is not None and self._owned:  # the blocks' processes and batch jobs, before the rest
             jobs = _cleanup.batch_jobs(self.dfk) if self.dfk is not None else []
             _cleanup.kill_owned(owner, jobs, deadline if wait_for_jobs else None)
-        elif owner is not None:  # a kernel of yours: only the commands of our tasks carry the tag
-            procs.reap({procs.OWNER_ENV: owner})
-        if self._home is not None:
-            if self._keep:
-                _log.info("Parsl run directory kept: %s", self._home)
-                if self._markers is not None:
-                    shutil.rmtree(self._markers, ignore_errors=True)
-            else:
-                shutil.rmtree(self._home, ignore_errors=True)
-        elif self._markers is not None:
-            shutil.rmtree(self._markers, ignore_errors=True)
-        if self._reaper is not None:
-            self._reaper.stop()
+        self._own.release()  # what carries the tag, the reaper, the markers, the run dir flowbridge made
 
     def _abandon(self) -> None:
         """A failed start: clean up a kernel that was built (bounded), then kill and remove the rest."""
