@@ -118,7 +118,7 @@ class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]
 
 
 class _Unpickler(pickle.Unpickler):
-    def __init__(self, data: bytes, values: Sequence[Any]) -> None:
+    def __init__(self, data: bytes | memoryview, values: Sequence[Any]) -> None:
         super().__init__(io.BytesIO(data))
         self._values = values
 
@@ -126,18 +126,20 @@ class _Unpickler(pickle.Unpickler):
         return self._values[pid]
 
 
-def _loads(data: bytes, values: Iterable[Any]) -> Any:
+def _loads(data: bytes | memoryview, values: Iterable[Any]) -> Any:
     values = tuple(values)
     return _Unpickler(data, values).load() if values else pickle.loads(data)
 
 
-def load_call(data: bytes, values: Iterable[Any] = ()) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+def load_call(
+    data: bytes | memoryview, values: Iterable[Any] = ()
+) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
     """A call packed by :func:`pack_call`; ``values`` take the native handles' places, in order."""
     func, args, kwargs = _loads(data, values)
     return func, args, kwargs
 
 
-def load_arguments(data: bytes, values: Iterable[Any] = ()) -> tuple[tuple[Any, ...], dict[str, Any]]:
+def load_arguments(data: bytes | memoryview, values: Iterable[Any] = ()) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """Arguments packed by :func:`pack_arguments` (see :func:`load_call`)."""
     args, kwargs = _loads(data, values)
     return args, kwargs

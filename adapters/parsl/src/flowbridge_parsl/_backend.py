@@ -21,7 +21,7 @@ from flowbridge.toolkit.owned import Owned
 from . import _cleanup
 from ._config import LABEL, Options, fix_htex, owned_config
 from ._handle import ParslTask
-from ._payload import run_command, run_function
+from ._payload import pack, run_command, run_function
 from ._resources import ResourceMap
 
 _log = logging.getLogger("flowbridge.parsl")
@@ -233,7 +233,7 @@ class ParslExecutionBackend(Adapter):
         if task.kind == "function":
             function = self._functions.dumps(task.func)
             arguments, deps = codec.pack_arguments(task.args, task.kwargs, ParslTask)
-            func, args = self._run_function, (function, arguments, *deps)
+            func, args = self._run_function, (pack(function, arguments), *deps)
         else:
             assert self.owner_tag is not None and self._markers is not None
             handle.tag = f"{self.owner_tag}:{task.uid}:{task.attempt}"

@@ -25,14 +25,22 @@ from flowbridge.toolkit import codec
 # -- worker side -------------------------------------------------------------------------
 
 
-def run_function(function: bytes, arguments: bytes, *deps: Any, **_parsl: Any) -> bytes:
+def pack(function: bytes, arguments: bytes) -> bytes:
+    """The function and its arguments as one ``bytes``: Parsl serialises and walks every argument
+    of an app (dill, in Python), so one costs least."""
+    return b"".join((len(function).to_bytes(4, "little"), function, arguments))
+
+
+def run_function(payload: bytes, *deps: Any, **_parsl: Any) -> bytes:
     """Run a call packed by :func:`pack`; ``deps`` are the values of its upstream tasks.
 
     ``_parsl`` swallows what Parsl adds to an app's keyword arguments
     (``parsl_resource_specification``, ``walltime``): it never reaches the user's function.
     """
-    func = codec.load_function(function)
-    args, kwargs = codec.load_arguments(arguments, map(worker.unwrap, deps))  # an upstream's result: a Ran
+    view = memoryview(payload)
+    end = 4 + int.from_bytes(view[:4], "little")
+    func = codec.load_function(bytes(view[4:end]))
+    args, kwargs = codec.load_arguments(view[end:], map(worker.unwrap, deps))  # an upstream's result: a Ran
     return codec.pack_outcome(worker.timed_call(func, args, kwargs))
 
 
