@@ -9,19 +9,18 @@ import os
 import shutil
 import uuid
 from collections.abc import Mapping
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-from flowbridge import ConfigError, Resources, UnsupportedResource, WorkerLost
-from flowbridge.adapter import Adapter, Handle, Remote, TaskSpec, make_run_dir
+from flowbridge import ConfigError, Resources, UnsupportedResource
+from flowbridge.adapter import Adapter, Handle, TaskSpec, make_run_dir
 from flowbridge.toolkit import procs
 
 from ._bridge import ClientBridge
 from ._clusters import Connection, close_quickly, existing, jobqueue_cluster, kill_cluster_processes, local_cluster
 from ._commands import run_tagged_command
 from ._guard import describe, in_bootstrapping_worker, reruns_main, unguarded_line
-from ._handles import DaskHandle, outcome
+from ._handles import DaskHandle
 from ._options import check_options, check_timeout
 from ._resources import SUPPORTED, refusal, satisfiable, to_dask
 from ._runner import pack, run_function
@@ -111,7 +110,6 @@ class DaskExecutionBackend(Adapter):
         self._conn: Connection | None = None
         self._bridge: ClientBridge | None = None
         self._offers: list[dict[str, float]] = []
-        self._inflight: dict[str, DaskHandle] = {}
         self._token = uuid.uuid4().hex[:16]  # two engines on one cluster never share a key
         self._seq = itertools.count()
         # FLOWBRIDGE_OWNER of the commands this backend starts (the run dir once it owns one).
@@ -194,12 +192,13 @@ class DaskExecutionBackend(Adapter):
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (CANCEL_BUDGET if cancel else 120.0)
-        inflight, self._inflight = list(self._inflight.values()), {}
+        inflight = list(bridge.inflight.values())
+        bridge.inflight.clear()
         for handle in inflight:
             if cancel:
                 handle.cancel()
-            elif handle.watcher is not None:
-                handle.watcher.cancel()
+            else:
+                handle.forget()
         clean = False
         try:
             if cancel and not bridge.closed:
@@ -264,9 +263,7 @@ class DaskExecutionBackend(Adapter):
         else:
             tag = f"{self._owner}:{key}"
             future = conn.client.submit(run_tagged_command, task.command, tag, self._owner, **options)
-        handle = DaskHandle(bridge.loop, key, future, self._cancel, tag if task.kind != "function" else None)
-        self._inflight[key] = handle
-        bridge.watch(handle, self._settle)
+        handle = DaskHandle(bridge, key, future, tag if task.kind != "function" else None)
         if request and not satisfiable(request, self._offers if conn.offers is None else conn.offers):
             bridge.spawn(self._find_capable_worker(handle, request, _label(task)))
         return handle
@@ -292,37 +289,12 @@ class DaskExecutionBackend(Adapter):
             if satisfiable(request, offers):
                 return
             if offers or (deadline is not None and loop.time() >= deadline):
-                if not handle.done():
-                    error = refusal(label, request, offers, self._conn.where)  # type: ignore[union-attr]
-                    if not offers:
-                        error = UnsupportedResource(f"{error} (no worker joined within {self.resource_timeout} s)")
-                    self._cancel(handle)
-                    handle.set_exception(error)
+                error = refusal(label, request, offers, self._conn.where)  # type: ignore[union-attr]
+                if not offers:
+                    error = UnsupportedResource(f"{error} (no worker joined within {self.resource_timeout} s)")
+                handle.fail(error)
                 return
             await asyncio.sleep(_RESOURCE_POLL)
-
-    def _settle(self, handle: DaskHandle) -> None:
-        """The Dask future has an outcome: hand it to the engine (the value stays on the workers)."""
-        self._inflight.pop(handle.key, None)
-        future = handle.dask_future
-        if handle.done() or future is None:
-            return
-        status, error = outcome(future)
-        if status == "finished":
-            handle.set_result(Remote(partial(self._bridge.fetch, future, handle.key)))  # type: ignore[union-attr]
-        elif error is not None and (status == "error" or isinstance(error, WorkerLost)):
-            handle.set_exception(error)
-        else:
-            handle.drop()
-
-    def _cancel(self, handle: DaskHandle) -> None:
-        self._inflight.pop(handle.key, None)
-        if handle.watcher is not None:
-            handle.watcher.cancel()
-        if handle.dask_future is not None and self._bridge is not None:
-            self._bridge.cancel(handle.dask_future)
-            if handle.tag is not None:
-                self._bridge.kill_commands(handle.tag)
 
 
 async def _bounded(awaitable: Any, timeout: float) -> bool:

@@ -2,9 +2,9 @@
 
 An asynchronous client on the engine's loop is used directly. Any other client (a
 user's sync client, whose loop runs on its own thread, or an asynchronous one of
-another loop) gets its coroutines run on its own loop, and its futures report
-back through ``add_done_callback`` + ``call_soon_threadsafe``. Fetching values and
-cancelling are batched per loop iteration: one ``gather`` for many results.
+another loop) gets its coroutines run on its own loop. Fetching values and
+cancelling are batched per loop iteration: one ``gather`` for many results. A
+task's end comes back through its handle (:mod:`._handles`).
 """
 
 from __future__ import annotations
@@ -12,20 +12,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distributed import Future
 from distributed.client import FutureCancelledError
 
 from flowbridge import FlowbridgeError, WorkerLost
 
-from ._handles import DaskHandle, outcome
+from ._handles import outcome
 from ._resources import offers_of
+
+if TYPE_CHECKING:
+    from ._handles import DaskHandle
 
 _log = logging.getLogger("flowbridge.dask")
 _STREAM_PACE = 0.01  # seconds between gathers while values are asked for faster than they come
-_WAITING = ("pending", "lost")  # "lost": the value went with a worker; Dask recomputes it
 
 
 class ClientBridge:
@@ -38,6 +39,7 @@ class ClientBridge:
         self.client_loop: asyncio.AbstractEventLoop = client.loop.asyncio_loop
         self.same_loop = bool(client.asynchronous) and self.client_loop is loop
         self.closed = False  # the client was closed by flowbridge: values left on workers are gone
+        self.inflight: dict[str, DaskHandle] = {}  # by key, until their Dask futures end
         self._fetches: list[tuple[Future[Any], asyncio.Future[Any]]] = []
         self._cancels: list[Future[Any]] = []
         self._kills: list[str] = []
@@ -53,37 +55,6 @@ class ClientBridge:
             return await make()
 
         return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(on_client_loop(), self.client_loop), loop=self.loop)
-
-    # -- completion ------------------------------------------------------------------
-
-    def watch(self, handle: DaskHandle, settle: Callable[[DaskHandle], None]) -> None:
-        """Call ``settle(handle)`` on the engine's loop once its Dask future has an outcome."""
-        if self.same_loop:
-            handle.watcher = self.loop.create_task(self._wait(handle, settle))
-        else:
-            handle.dask_future.add_done_callback(partial(self._done_elsewhere, handle, settle))  # type: ignore[union-attr]
-
-    @staticmethod
-    async def _wait(handle: DaskHandle, settle: Callable[[DaskHandle], None]) -> None:
-        state: Any = handle.dask_future._state  # type: ignore[union-attr] # what Future.__await__ waits on too
-        while state.status in _WAITING:
-            await state.wait()
-        settle(handle)
-
-    def _done_elsewhere(self, handle: DaskHandle, settle: Callable[[DaskHandle], None], _: Future[Any]) -> None:
-        try:
-            self.loop.call_soon_threadsafe(self._done_here, handle, settle)
-        except RuntimeError:  # the engine's loop is closed: nobody is waiting any more
-            pass
-
-    def _done_here(self, handle: DaskHandle, settle: Callable[[DaskHandle], None]) -> None:
-        future = handle.dask_future
-        if future is None or handle.done():
-            return
-        if future.status in _WAITING:
-            future.add_done_callback(partial(self._done_elsewhere, handle, settle))
-            return
-        settle(handle)
 
     # -- values ------------------------------------------------------------------------
 
