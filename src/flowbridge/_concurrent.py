@@ -15,6 +15,7 @@ from ._pool import DaemonThreadPool
 from .adapter import Adapter, TaskSpec
 from .toolkit import procs
 from .toolkit.blocking import off_loop
+from .toolkit.checks import count
 
 if TYPE_CHECKING:
     import subprocess
@@ -61,12 +62,7 @@ class ConcurrentExecutionBackend(Adapter):
         self._named(name)
         if not isinstance(processes, bool):
             raise TypeError(f"ConcurrentExecutionBackend(processes={processes!r}): processes must be True or False")
-        if max_workers is not None and (
-            isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1
-        ):
-            raise TypeError(
-                f"ConcurrentExecutionBackend(max_workers={max_workers!r}): max_workers must be an int >= 1, or None"
-            )
+        count("ConcurrentExecutionBackend", "max_workers", max_workers, optional=True, error=TypeError)
         self._tag = f"concurrent-{os.getpid()}-{id(self):x}"
         self._processes = processes
         if executor is None:

@@ -253,12 +253,10 @@ class Adapter:
             unsupported.remove("extra")
             unsupported += [f"{key!r} (extra)" for key in res.extra]
         if unsupported:
+            from .toolkit.checks import cannot_honour
+
             supported = ", ".join(sorted(self.supported_resources)) or "none"
-            raise UnsupportedResource(
-                f"the {self.name!r} backend cannot honour {', '.join(unsupported)} for task "
-                f"{task.name} ({task.uid}); it supports: {supported}. Route the task to a backend "
-                f"that does (backend=...), or drop the field."
-            )
+            raise cannot_honour(self.name, task, ", ".join(unsupported), f"it supports: {supported}")
 
     def require(self, capability: str, task: TaskSpec) -> None:
         """Raise a clear error when a task needs something this adapter lacks."""

@@ -195,7 +195,7 @@ def _cli(*args: str, cwd=None, env=None) -> subprocess.CompletedProcess[str]:
         ),
         (
             '[profiles.p]\nbackend = "concurrent"\nmax_workers = "four"',
-            r"profile 'p' in .*: ConcurrentExecutionBackend\(max_workers='four'\): max_workers must be an int >= 1",
+            r"profile 'p' in .*: ConcurrentExecutionBackend: max_workers='four' must be an int >= 1, or None",
         ),
         (
             '[profiles.p]\nbackend = "dsak"',

@@ -120,3 +120,22 @@ def test_owned_tag_kills_what_carries_it_and_stops_its_reaper(tmp_path, monkeypa
         assert not run_dir.exists()
     finally:
         child.kill()
+
+
+def test_checks_say_which_option_and_which_task_in_one_shape():
+    from flowbridge import ConfigError, UnsupportedResource
+    from flowbridge.adapter import TaskSpec
+    from flowbridge.toolkit.checks import cannot_honour, count
+
+    assert count("Owner", "workers", 2) == 2
+    assert count("Owner", "workers", None, optional=True) is None
+    for bad in (0, True, 1.5, "2"):
+        with pytest.raises(ConfigError, match=rf"^Owner: workers={bad!r} must be an int >= 1$"):
+            count("Owner", "workers", bad)
+    spec = TaskSpec("task.000007", "train", "function")
+    error = cannot_honour("dask", spec, "gpus=2", "no worker declares GPU")
+    assert isinstance(error, UnsupportedResource) and (error.uid, error.name) == ("task.000007", "train")
+    assert str(error) == (
+        "the 'dask' backend cannot honour gpus=2 for task train (task.000007): no worker declares GPU; "
+        "route the task to a backend that does (backend=...), or drop the field"
+    )

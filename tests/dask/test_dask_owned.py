@@ -81,7 +81,7 @@ async def test_start_failure_leaves_no_run_dir(tmp_path_factory: pytest.TempPath
         ({"jobs": 2}, TypeError, "jobqueue"),
         ({"jobqueue": "nosuch"}, ValueError, "slurm"),
         ({"jobqueue": "slurm", "jobs": 2, "adapt": (1, 2)}, TypeError, "not both"),
-        ({"jobqueue": "slurm", "jobs": 0}, ValueError, "positive"),
+        ({"jobqueue": "slurm", "jobs": 0}, ValueError, "jobs=0 must be an int >= 1"),
         ({"jobqueue": "slurm", "adapt": (3, 1)}, ValueError, "min"),
         ({"asynchronous": True}, TypeError, "asynchronous"),
         ({"resources": {"GPU": 1}}, TypeError, "worker_resources"),

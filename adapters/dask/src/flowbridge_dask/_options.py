@@ -15,6 +15,7 @@ from numbers import Real
 from typing import Any
 
 from flowbridge import ConfigError
+from flowbridge.toolkit.checks import count
 
 from ._clusters import JOBQUEUE, import_jobqueue
 
@@ -101,9 +102,8 @@ def check_cluster_options(kind: str | None, options: Mapping[str, Any]) -> None:
                     f"workers take {name!r})"
                 )
     for name in _INT_AT_LEAST_1["local" if kind is None else "jobqueue"]:
-        value = options.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ConfigError(f"DaskExecutionBackend: {name}={value!r} must be an int >= 1")
+        if options.get(name) is not None:
+            count("DaskExecutionBackend", name, options[name])
     for name, (types, hint) in _TYPES.items():
         if name in options and not (kind is not None and name == "processes"):
             if not isinstance(options[name], types):
@@ -179,8 +179,7 @@ def check_options(
     check_cluster_options(kind, cluster_options)
     if jobs is not None and adapt is not None:
         raise TypeError("jobqueue= takes jobs=N or adapt=(min, max), not both")
-    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
-        raise ValueError(f"jobs={jobs!r} must be a positive int")
+    count("DaskExecutionBackend", "jobs", jobs, optional=True, error=ValueError)
     if adapt is None:
         return source, kind, None
     low, high = adapt if len(adapt) == 2 else (-1, -1)

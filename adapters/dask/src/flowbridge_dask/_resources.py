@@ -14,6 +14,7 @@ from numbers import Real
 from typing import Any
 
 from flowbridge import Resources, UnsupportedResource
+from flowbridge.toolkit.checks import cannot_honour
 
 #: flowbridge field -> Dask worker resource name (the names Dask's docs use).
 NAMES = {"cores": "CPU", "gpus": "GPU", "memory": "MEMORY"}
@@ -31,14 +32,12 @@ def to_dask(res: Resources, task: str) -> dict[str, float]:
             out[name] = value
     for name, value in res.extra.items():
         if isinstance(value, bool) or not isinstance(value, Real) or value < 0:
-            raise UnsupportedResource(
-                f"the 'dask' backend maps Resources(extra=...) to Dask worker resources, which are "
-                f"amounts; task {task} asked for {name}={value!r}"
+            raise cannot_honour(
+                "dask", task, f"extra {name}={value!r}", "Dask worker resources are amounts", "give a number >= 0"
             )
         if name in out:
-            raise UnsupportedResource(
-                f"task {task}: Resources(extra={{{name!r}: ...}}) repeats a field the 'dask' backend "
-                f"already maps to {name}; use the field instead"
+            raise cannot_honour(
+                "dask", task, f"extra {name!r}", f"it repeats a field this backend maps to {name}", "use the field"
             )
         if value:
             out[str(name)] = float(value)
@@ -54,11 +53,13 @@ def refusal(task: str, request: Mapping[str, float], offers: Sequence[Offer], wh
     """The error for a request no worker can meet, saying what the workers do offer."""
     asked = ", ".join(f"{k}={_fmt(v)}" for k, v in request.items())
     seen = sorted({", ".join(f"{k}={_fmt(v)}" for k, v in sorted(o.items())) or "nothing" for o in offers})
-    return UnsupportedResource(
-        f"the 'dask' backend cannot honour {asked} for task {task}: no worker of {where} declares "
-        f"that much (workers offer: {'; '.join(seen) or 'no workers'}). Start workers with "
-        f'`dask worker --resources "{",".join(f"{k}={_fmt(v)}" for k, v in request.items())}"`, '
-        f"pass worker_resources= to a cluster flowbridge builds, or route the task elsewhere."
+    return cannot_honour(
+        "dask",
+        task,
+        asked,
+        f"no worker of {where} declares that much (workers offer: {'; '.join(seen) or 'no workers'})",
+        f'start workers with `dask worker --resources "{",".join(f"{k}={_fmt(v)}" for k, v in request.items())}"`, '
+        f"pass worker_resources= to a cluster flowbridge builds, or route the task elsewhere",
     )
 
 

@@ -18,6 +18,7 @@ from flowbridge import BackendUnavailable, worker
 from flowbridge.adapter import Adapter, TaskSpec
 from flowbridge.toolkit import codec, procs
 from flowbridge.toolkit.blocking import off_loop
+from flowbridge.toolkit.checks import cannot_honour
 from flowbridge.toolkit.owned import Owned
 
 from ._handle import Handle, submit_block
@@ -283,14 +284,15 @@ class ExecutorlibExecutionBackend(Adapter):
 
 def _command_cwd(rd: dict[str, Any], label: str) -> str | None:
     """The working directory of a command on one node; other resources are the command's own business."""
-    from flowbridge import UnsupportedResource
 
     other = sorted(set(rd) - {"cwd"})
     if other:
-        raise UnsupportedResource(
-            f"the 'executorlib' backend (kind='single_node') runs the command of task {label} on this node as "
-            f"it is and cannot honour {', '.join(other)} for it: put the count in the command "
-            f"(e.g. mpirun -n 4 ..., OMP_NUM_THREADS=2 ...), or use kind='slurm_job'"
+        raise cannot_honour(
+            "executorlib",
+            label,
+            ", ".join(other),
+            "kind='single_node' runs a command on this node as it is",
+            "put the count in the command (e.g. mpirun -n 4 ..., OMP_NUM_THREADS=2 ...), or use kind='slurm_job'",
         )
     cwd = rd.get("cwd")
     if cwd is not None:

@@ -13,7 +13,8 @@ import math
 import shutil
 from typing import Any
 
-from flowbridge import Resources, UnsupportedResource
+from flowbridge import Resources
+from flowbridge.toolkit.checks import cannot_honour
 
 #: resource_dict keys each kind honours when given through ``Resources(extra={...})``.
 EXTRA_KEYS: dict[str, frozenset[str]] = {
@@ -71,10 +72,7 @@ def resource_dict(res: Resources, kind: str, task: str) -> dict[str, Any]:
     for field in asked:
         if field != "extra" and field not in FIELDS[kind]:
             why = WHY.get((kind, field), "executorlib cannot honour it here")
-            raise UnsupportedResource(
-                f"the 'executorlib' backend ({_label(kind)}) cannot honour {field}={asked[field]!r} for task "
-                f"{task}: {why}. Route the task to another backend (backend=...), or drop the field."
-            )
+            raise cannot_honour("executorlib", task, f"{field}={asked[field]!r}", f"{why} ({_label(kind)})")
     if res.ranks is not None and res.ranks > 1:
         out["cores"] = res.ranks
         _need_mpi(kind, task, res.ranks)
@@ -93,13 +91,12 @@ def resource_dict(res: Resources, kind: str, task: str) -> dict[str, Any]:
     allowed = EXTRA_KEYS[kind]
     for key, value in res.extra.items():
         if key not in allowed:
-            raise UnsupportedResource(
-                f"the 'executorlib' backend ({_label(kind)}) does not pass Resources(extra={{{key!r}: ...}}) on "
-                f"for task {task}; it passes: {', '.join(sorted(allowed))}"
+            raise cannot_honour(
+                "executorlib", task, f"extra {key!r}", f"{_label(kind)} passes on {', '.join(sorted(allowed))}"
             )
         if key == "slurm_cmd_args":
             if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-                raise UnsupportedResource(f"task {task}: extra slurm_cmd_args must be a list of str, not {value!r}")
+                raise cannot_honour("executorlib", task, f"extra slurm_cmd_args={value!r}", "it takes a list of str")
             out.setdefault("slurm_cmd_args", []).extend(value)
         else:
             out[key] = value
@@ -117,13 +114,12 @@ def installed(module: str) -> bool:
 def _need_mpi(kind: str, task: str, ranks: int) -> None:
     """ranks > 1 starts the worker under MPI; without mpi4py executorlib's worker never answers."""
     if not installed("mpi4py"):
-        raise UnsupportedResource(
-            f"the 'executorlib' backend cannot run task {task} on {ranks} MPI ranks: executorlib needs mpi4py "
-            f"for cores > 1 and it is not installed here (pip install mpi4py; it builds against an MPI library, "
-            f"e.g. apt-get install libopenmpi-dev)"
+        raise cannot_honour(
+            "executorlib",
+            task,
+            f"ranks={ranks}",
+            "executorlib needs mpi4py for cores > 1 and it is not installed here",
+            "pip install mpi4py (it builds against an MPI library, e.g. apt-get install libopenmpi-dev)",
         )
     if kind == "single_node" and shutil.which("mpiexec") is None:
-        raise UnsupportedResource(
-            f"the 'executorlib' backend cannot run task {task} on {ranks} MPI ranks: no mpiexec on PATH "
-            f"(apt-get install openmpi-bin)"
-        )
+        raise cannot_honour("executorlib", task, f"ranks={ranks}", "no mpiexec on PATH", "apt-get install openmpi-bin")

@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from flowbridge import Resources, UnsupportedResource
+from flowbridge import Resources
 from flowbridge.adapter import TaskSpec
+from flowbridge.toolkit.checks import cannot_honour
 
 #: Resources field -> parsl_resource_specification key; the value transform.
 KEYS: dict[str, tuple[str, Any]] = {
@@ -80,11 +81,12 @@ class ResourceMap:
                 label = "flowbridge's HighThroughputExecutor" if executor is None else repr(executor.label)
                 refused.append(f"{', '.join(origin[k] for k in sorted(bad))} (executor {label} refuses it)")
         if refused:
-            raise UnsupportedResource(
-                f"the {self._adapter.name!r} backend cannot honour {'; '.join(refused)} for task {task.name} "
-                f"({task.uid}). A plain HighThroughputExecutor takes Resources(walltime=...) and "
-                f"extra={{'priority': n}}; route the task to a backend that takes the rest (backend=...), "
-                f"or drop the field."
+            raise cannot_honour(
+                self._adapter.name,
+                task,
+                "; ".join(refused),
+                "a plain HighThroughputExecutor takes Resources(walltime=...) and extra={'priority': n}",
+                "route the task to a backend that takes the rest (backend=...), or drop the field",
             )
         result = (spec, res.walltime)
         self._cache[res] = result
