@@ -21,7 +21,7 @@ from ._record import TaskRecord
 from ._stats import Stats
 from ._task import TaskFuture
 from ._template import TaskTemplate, check_options, check_target
-from .adapter import Adapter
+from .adapter import Adapter, Backend
 from .toolkit.blocking import off_loop
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ class WorkflowEngine:
         self.work_dir = work_dir
         self._capture_path: str | None = None  # made on first use, see _capture_dir
         self.dry_run = dry_run
-        self._adapters: dict[str, Any]
+        self._adapters: dict[str, Backend]
         if dry_run:
             if backend is not None and backends is not None:
                 raise TypeError("WorkflowEngine takes backend= or backends=, not both")
@@ -130,12 +130,12 @@ class WorkflowEngine:
         return f"<WorkflowEngine {names}{' closed' if self._closed else ''}>"
 
     @property
-    def backends(self) -> dict[str, Any]:
+    def backends(self) -> dict[str, Backend]:
         """The adapters by route name; the first is the default."""
         return dict(self._adapters)
 
     @property
-    def backend(self) -> Any:
+    def backend(self) -> Backend:
         """The default backend (the first one given)."""
         return self._adapters[self._default]
 
@@ -354,7 +354,7 @@ class WorkflowEngine:
         if self._idle is not None and not self._live and not self._idle.done():
             self._idle.set_result(None)
 
-    def _adapter_for(self, route: str | None, task_name: str) -> Any:
+    def _adapter_for(self, route: str | None, task_name: str) -> Backend:
         if route is None:
             return self._adapters[self._default]
         try:
@@ -569,12 +569,12 @@ class WorkflowScope:
         self.__exit__()
 
 
-async def _start(adapter: Any) -> None:
+async def _start(adapter: Backend) -> None:
     starter = getattr(adapter, "ensure_started", None) or adapter.start
     await starter()
 
 
-async def _close_adapter(adapter: Any, cancel: bool, budget: float) -> None:
+async def _close_adapter(adapter: Backend, cancel: bool, budget: float) -> None:
     """``adapter.shutdown``, bounded: past ``budget`` s, kill what it started and abandon it."""
     name = getattr(adapter, "name", adapter)
     closing = asyncio.ensure_future(adapter.shutdown(cancel=cancel))

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from ._resources import FIELDS
-from .adapter import Adapter, TaskSpec
+from .adapter import Adapter, Backend, TaskSpec
 
 #: What a task resolves to when nothing ran it: RADICAL-AsyncFlow's placeholders, kept as they are.
 OUTPUT = "Dummy Output"
@@ -39,7 +39,7 @@ class NoopExecutionBackend(Adapter):
         return f"<NoopExecutionBackend {self.name!r}>"
 
 
-def dry_run_backends(backend: Any, backends: Any) -> dict[str, Adapter]:
+def dry_run_backends(backend: Any, backends: Any) -> dict[str, Backend]:
     """One NoopExecutionBackend per route the engine would have had; nothing given is started."""
     if backends is not None:
         routes = [str(key) for key in backends]

@@ -26,7 +26,7 @@ import asyncio
 import concurrent.futures
 import os
 from collections.abc import Awaitable, Callable, Generator, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, Union
 
 from ._errors import UnsupportedResource
 from ._resources import FIELDS, Resources
@@ -34,7 +34,7 @@ from ._resources import FIELDS, Resources
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["CAPABILITIES", "Adapter", "Handle", "Remote", "TaskSpec", "make_run_dir"]
+__all__ = ["CAPABILITIES", "Adapter", "Backend", "Handle", "Remote", "TaskSpec", "make_run_dir"]
 
 ENV_RUN_DIR = "FLOWBRIDGE_RUN_DIR"
 
@@ -141,6 +141,26 @@ class Remote:
 
     def __init__(self, fetch: Callable[[], Awaitable[Any]]) -> None:
         self.fetch = fetch
+
+
+class Backend(Protocol):
+    """What the engine needs of a backend: the type it holds adapters as.
+
+    :class:`Adapter` subclasses meet it and add the rest (``ensure_started``,
+    ``check_resources``, ``native``, ``kill``), which the engine uses where present.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def capabilities(self) -> frozenset[str]: ...
+
+    async def start(self) -> None: ...
+
+    def submit(self, task: TaskSpec) -> Handle: ...
+
+    async def shutdown(self, *, cancel: bool = True) -> None: ...
 
 
 class Adapter:
