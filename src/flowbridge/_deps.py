@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 _CONTAINERS = (list, tuple, dict, set, frozenset)
@@ -13,12 +13,17 @@ _FUTURES = (asyncio.Future, concurrent.futures.Future)
 
 def find_futures(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
     """Every future in args and kwargs, also inside lists, tuples, dicts and sets; no duplicates."""
+    return find(_FUTURES, args, kwargs)
+
+
+def find(kinds: type | tuple[type, ...], args: Sequence[Any], kwargs: Mapping[str, Any]) -> list[Any]:
+    """Every instance of ``kinds`` in args and kwargs, also inside lists, tuples, dicts and sets; no duplicates."""
     found: list[Any] = []
     seen: set[int] = set()
     stack: list[Any] = [*args, *kwargs.values()] if kwargs else list(args)
     while stack:
         item = stack.pop()
-        if isinstance(item, _FUTURES):
+        if isinstance(item, kinds):
             if id(item) not in seen:
                 seen.add(id(item))
                 found.append(item)

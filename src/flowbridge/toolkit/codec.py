@@ -33,6 +33,8 @@ from typing import Any
 
 import cloudpickle  # type: ignore[import-untyped]
 
+from .._deps import find
+
 __all__ = [
     "Functions",
     "load_arguments",
@@ -46,7 +48,6 @@ __all__ = [
 ]
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
-_CONTAINERS = (list, tuple, dict, set, frozenset)
 _NO_ARGUMENTS = pickle.dumps(((), {}), protocol=_PROTOCOL)
 
 # -- driver side: the call ---------------------------------------------------------------
@@ -60,7 +61,7 @@ def pack_call(
 ) -> tuple[bytes, list[Any]]:
     """``(func, args, kwargs)`` as bytes, and the ``native`` handles found in the arguments (in order)."""
     ship_by_value(func)
-    return _dumps((func, tuple(args), dict(kwargs or {})), native, (args, kwargs))
+    return _dumps((func, tuple(args), dict(kwargs or {})), native, args, kwargs or {})
 
 
 def pack_arguments(
@@ -70,29 +71,16 @@ def pack_arguments(
     (:class:`Functions`)."""
     if not args and not kwargs:
         return _NO_ARGUMENTS, []
-    return _dumps((tuple(args), dict(kwargs)), native, (args, kwargs))
+    return _dumps((tuple(args), dict(kwargs)), native, args, kwargs)
 
 
-def _dumps(obj: Any, native: type | None, arguments: tuple[Any, Any]) -> tuple[bytes, list[Any]]:
-    if native is None or not _holds(native, arguments):
+def _dumps(obj: Any, native: type | None, args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[bytes, list[Any]]:
+    if native is None or not find(native, args, kwargs):  # the plain pickler is faster: most calls hold none
         return cloudpickle.dumps(obj, protocol=_PROTOCOL), []
     buffer = io.BytesIO()
     pickler = _Pickler(buffer, native)
     pickler.dump(obj)
     return buffer.getvalue(), pickler.natives
-
-
-def _holds(native: type, arguments: Any) -> bool:
-    """Whether a handle sits in the arguments, also inside lists, tuples, dicts and sets (where the
-    engine puts native dependencies): the plain, faster pickler serves every other call."""
-    stack: list[Any] = [arguments]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, native):
-            return True
-        if isinstance(item, _CONTAINERS):
-            stack.extend(item.values() if isinstance(item, dict) else item)
-    return False
 
 
 class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]

@@ -284,7 +284,6 @@ class ExecutorlibExecutionBackend(Adapter):
 
 def _command_cwd(rd: dict[str, Any], label: str) -> str | None:
     """The working directory of a command on one node; other resources are the command's own business."""
-
     other = sorted(set(rd) - {"cwd"})
     if other:
         raise cannot_honour(

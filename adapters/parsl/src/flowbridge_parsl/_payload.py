@@ -22,13 +22,16 @@ from typing import Any
 from flowbridge import worker
 from flowbridge.toolkit import codec
 
-# -- worker side -------------------------------------------------------------------------
+# -- driver side ---------------------------------------------------------------------------
 
 
 def pack(function: bytes, arguments: bytes) -> bytes:
     """The function and its arguments as one ``bytes``: Parsl serialises and walks every argument
     of an app (dill, in Python), so one costs least."""
     return b"".join((len(function).to_bytes(4, "little"), function, arguments))
+
+
+# -- worker side -------------------------------------------------------------------------
 
 
 def run_function(payload: bytes, *deps: Any, **_parsl: Any) -> bytes:
