@@ -110,7 +110,7 @@ def _pin_id_base(run_dir: Path) -> None:
     """Make radical.utils keep its id counters under ``run_dir`` while this backend lives."""
     fresh = "radical.utils.ids" not in sys.modules
     import_rp()
-    ids = sys.modules["radical.utils.ids"]
+    ids: Any = sys.modules["radical.utils.ids"]
 
     if not _ORIGINAL_BASE:
         if fresh:  # imported just now, under our RADICAL_BASE: remember where it would have gone
@@ -132,7 +132,7 @@ def release_id_base(run_dir: Path) -> None:
         if base not in _LIVE_BASES:
             return
         _LIVE_BASES.remove(base)
-        ids = sys.modules.get("radical.utils.ids")
+        ids: Any = sys.modules.get("radical.utils.ids")
         if ids is not None and getattr(ids, "_BASE", None) == base:
             ids._BASE = _LIVE_BASES[-1] if _LIVE_BASES else _ORIGINAL_BASE[0]
 

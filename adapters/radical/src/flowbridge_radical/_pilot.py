@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from flowbridge import ConfigError
+from flowbridge.toolkit.checks import count
 
 DEFAULT_RESOURCE = "local.localhost"
 #: Pilot runtime in minutes when no walltime is given: a local pilot lives as long as the
@@ -56,9 +57,7 @@ def describe(resources: Mapping[str, Any] | None, sandbox: Path) -> tuple[dict[s
         if key in given and not (isinstance(given[key], str) and given[key]):
             raise ConfigError(f"RadicalExecutionBackend: {key!r} must be a non-empty str, not {given[key]!r}")
     for key in _INTS:
-        value = given.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            raise ConfigError(f"RadicalExecutionBackend: {key!r} must be an int >= 0, not {value!r}")
+        count("RadicalExecutionBackend", key, given.get(key), least=0, optional=True)
     walltime = given.get("walltime")
     if walltime is not None and (isinstance(walltime, bool) or not isinstance(walltime, (int, float)) or walltime <= 0):
         raise ConfigError(f"RadicalExecutionBackend: 'walltime' is minutes (a number > 0), not {walltime!r}")
