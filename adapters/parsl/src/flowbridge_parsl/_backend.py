@@ -233,7 +233,7 @@ class ParslExecutionBackend(Adapter):
         if task.kind == "function":
             function = self._functions.dumps(task.func)
             arguments, deps = codec.pack_arguments(task.args, task.kwargs, ParslTask)
-            func, args = self._run_function, (pack(function, arguments), *deps)
+            func, args = self._run_function, (pack(function, arguments), *(dep.gate() for dep in deps))
         else:
             assert self.owner_tag is not None and self._markers is not None
             handle.tag = f"{self.owner_tag}:{task.uid}:{task.attempt}"

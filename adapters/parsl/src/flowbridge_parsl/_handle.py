@@ -2,9 +2,12 @@
 
 Parsl's ``AppFuture.cancel()`` raises, and a DataFlowKernel that is cleaned up leaves
 its futures pending forever; this handle can always be cancelled, which settles it.
-It is also what dependents on the same adapter receive as their native dependency:
-the DataFlowKernel accepts any ``concurrent.futures.Future``, so a cancelled upstream
-makes Parsl fail its dependents (``DependencyError``) instead of running them.
+Dependents on the same DataFlowKernel wait on its :meth:`ParslTask.gate` instead (the
+DataFlowKernel accepts any ``concurrent.futures.Future``): a future that Parsl's own
+result settles, with the upstream's packed outcome (``bytes``, which Parsl's dill passes
+on at the cost of a copy; the runner unpacks it on the worker), before this handle and
+the engine hear of it. A cancelled upstream cancels its gate, so Parsl fails the
+dependents (``DependencyError``) instead of running them.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class ParslTask(concurrent.futures.Future):  # type: ignore[type-arg]
         self.app_future: Any = None
         self.tag: str | None = None  # FLOWBRIDGE_TASK of an executable's command
         self.on_cancel: Callable[[ParslTask], None] | None = None
+        self._gate: _Gate | None = None
         self._live = live
         live.add(self)
 
@@ -44,11 +48,25 @@ class ParslTask(concurrent.futures.Future):  # type: ignore[type-arg]
         self.app_future = app_future
         app_future.add_done_callback(self._settle)
 
+    def gate(self) -> concurrent.futures.Future[Any]:
+        """The future a dependent on the same DataFlowKernel waits on (made on the first ask)."""
+        gate = self._gate
+        if gate is None:
+            gate = self._gate = _Gate(repr(self))
+            if self.cancelled():
+                gate.cancel()
+            elif self.app_future is not None and self.app_future.done():  # settled before the ask
+                self._open(gate, self.app_future)
+        return gate
+
     def _settle(self, app_future: Any) -> None:
+        """On Parsl's thread: open the gate for dependents first, then settle this handle."""
         self._live.discard(self)
-        if self.done():  # cancelled meanwhile
+        if self.done():  # cancelled meanwhile (and so is the gate)
             return
         exc = app_future.exception()
+        if self._gate is not None:
+            self._open(self._gate, app_future, exc)
         try:
             if exc is None:
                 self.set_result(codec.load_outcome(app_future.result()))  # the runner's packed worker.Ran
@@ -61,6 +79,21 @@ class ParslTask(concurrent.futures.Future):  # type: ignore[type-arg]
         except _InvalidState:  # cancelled between the check and the set
             pass
 
+    def _open(self, gate: _Gate, app_future: Any, exc: BaseException | None = None) -> None:
+        if exc is None:
+            exc = app_future.exception()
+        try:
+            if exc is None:
+                gate.set_result(app_future.result())  # packed: bytes
+                return
+            exc = translate(exc, self)
+            if isinstance(exc, concurrent.futures.CancelledError):
+                gate.cancel()
+            else:
+                gate.set_exception(exc)
+        except _InvalidState:  # opened twice (a gate asked for while the handle settled)
+            pass
+
     def cancel(self) -> bool:
         """Settle the handle as cancelled and stop its command, if any (``on_cancel``).
 
@@ -69,9 +102,22 @@ class ParslTask(concurrent.futures.Future):  # type: ignore[type-arg]
         self._live.discard(self)
         if not super().cancel():
             return False
+        if self._gate is not None:
+            self._gate.cancel()
         if self.on_cancel is not None:
             self.on_cancel(self)
         return True
+
+
+class _Gate(concurrent.futures.Future):  # type: ignore[type-arg]
+    """A :meth:`ParslTask.gate`; its ``repr`` names the upstream, as Parsl's DependencyError quotes it."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__()
+        self._label = label
+
+    def __repr__(self) -> str:
+        return self._label
 
 
 def translate(exc: BaseException, task: ParslTask) -> BaseException:

@@ -35,7 +35,7 @@ def pack(function: bytes, arguments: bytes) -> bytes:
 
 
 def run_function(payload: bytes, *deps: Any, **_parsl: Any) -> bytes:
-    """Run a call packed by :func:`pack`; ``deps`` are the values of its upstream tasks.
+    """Run a call packed by :func:`pack`; ``deps`` are the packed outcomes of its upstream tasks.
 
     ``_parsl`` swallows what Parsl adds to an app's keyword arguments
     (``parsl_resource_specification``, ``walltime``): it never reaches the user's function.
@@ -43,7 +43,8 @@ def run_function(payload: bytes, *deps: Any, **_parsl: Any) -> bytes:
     view = memoryview(payload)
     end = 4 + int.from_bytes(view[:4], "little")
     func = codec.load_function(bytes(view[4:end]))
-    args, kwargs = codec.load_arguments(view[end:], map(worker.unwrap, deps))  # an upstream's result: a Ran
+    # An upstream's result comes as it left its runner: a packed worker.Ran.
+    args, kwargs = codec.load_arguments(view[end:], [worker.unwrap(codec.load_outcome(dep)) for dep in deps])
     return codec.pack_outcome(worker.timed_call(func, args, kwargs))
 
 
