@@ -6,15 +6,14 @@ import asyncio
 import itertools
 import logging
 import os
-import shutil
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from flowbridge import ConfigError, Resources, UnsupportedResource
-from flowbridge.adapter import Adapter, Handle, TaskSpec, make_run_dir
-from flowbridge.toolkit import procs
+from flowbridge.adapter import Adapter, Handle, TaskSpec
+from flowbridge.toolkit.owned import Owned
 
 from ._bridge import ClientBridge
 from ._clusters import Connection, close_quickly, existing, jobqueue_cluster, kill_cluster_processes, local_cluster
@@ -107,6 +106,7 @@ class DaskExecutionBackend(Adapter):
         self.resource_timeout = check_timeout("resource_timeout", resource_timeout, optional=True)
         self.keep_run_dir = keep_run_dir
         self.run_dir: Path | None = None
+        self._own = Owned("dask", keep_run_dir=keep_run_dir)  # what start makes, released by shutdown
         self._conn: Connection | None = None
         self._bridge: ClientBridge | None = None
         self._offers: list[dict[str, float]] = []
@@ -114,7 +114,6 @@ class DaskExecutionBackend(Adapter):
         self._seq = itertools.count()
         # FLOWBRIDGE_OWNER of the commands this backend starts (the run dir once it owns one).
         self._owner = f"flowbridge-dask-{os.getpid()}-{self._token}"
-        self._reaper: procs.Reaper | None = None
 
     def __repr__(self) -> str:
         where = self._conn.where if self._conn is not None else self.source
@@ -137,10 +136,10 @@ class DaskExecutionBackend(Adapter):
         if self.source == "local" and self._options.get("processes", True):
             self._check_main_guard()
         if self.source in ("local", "jobqueue"):
-            self.run_dir = make_run_dir("dask")
+            self.run_dir = self._own.run_dir()
             self.owner_tag = self._owner = str(self.run_dir)
-            # Kills what carries our tag and removes the run dir if this process dies without shutdown.
-            self._reaper = procs.Reaper(self._owner, None if self.keep_run_dir else self.run_dir)
+            # A reaper kills what carries our tag and removes the run dir if this process dies without shutdown.
+            self._own.tag(self._owner)
             try:
                 if self.source == "local":
                     conn = await local_cluster(self.run_dir, self._owner, self._worker_resources, dict(self._options))
@@ -156,10 +155,11 @@ class DaskExecutionBackend(Adapter):
                         dict(self._options),
                     )
             except BaseException:
-                self._release()
+                self._own.release()
                 raise
-        else:
+        else:  # the commands it starts on your workers (on this host) are still its own
             self.owner_tag = self._owner
+            self._own.tag(self._owner, reaper=False)
             conn = await existing(
                 self._address, self._scheduler_file, self._user_cluster, self._user_client, self.connect_timeout
             )
@@ -188,7 +188,7 @@ class DaskExecutionBackend(Adapter):
         """
         conn, bridge = self._conn, self._bridge
         if conn is None or bridge is None:
-            self._release()
+            self._own.release()
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (CANCEL_BUDGET if cancel else 120.0)
@@ -217,29 +217,14 @@ class DaskExecutionBackend(Adapter):
         finally:
             if conn.cluster is not None and not clean:
                 kill_cluster_processes(conn.cluster)
-            self._release()
+            self._own.release()
 
     def kill(self) -> None:
         """Last resort: kill the worker processes (or scancel the jobs) and the commands flowbridge started."""
         conn = self._conn
         if conn is not None and conn.cluster is not None:
             kill_cluster_processes(conn.cluster)
-        self._release()
-
-    def _release(self) -> None:
-        """Kill what still carries our tag on this host, stop the reaper, remove the run dir."""
-        if self.owner_tag:
-            left = procs.reap({procs.OWNER_ENV: self.owner_tag}, wait=1.0)
-            if left:
-                _log.info("killed %d leftover process(es) of %s", len(left), self.owner_tag)
-        if self._reaper is not None:
-            self._reaper.stop()
-            self._reaper = None
-        self._remove_run_dir()
-
-    def _remove_run_dir(self) -> None:
-        if self.run_dir is not None and not self.keep_run_dir:
-            shutil.rmtree(self.run_dir, ignore_errors=True)
+        self._own.release()  # kill what still carries our tag on this host, stop the reaper, remove the run dir
 
     # -- tasks ---------------------------------------------------------------------
 
