@@ -10,6 +10,12 @@ builds (local HTEX, flowbridge's defaults). ``native parsl`` submits a
 submits through a ``WorkflowEngine`` on that DataFlowKernel (``dfk=``) and awaits.
 No-op tasks, everything submitted at once, a chain passes each future on.
 
+A third contender calibrates the fan-out row: ``native + 50 us`` is native Parsl with
+50 us of pure-Python busy work added before each submit, about what flowbridge's engine,
+codec and handle do per task when measured alone. On a machine where the driver shares
+its cores with the interchange and the workers, its ratio is the floor that any driver
+work of that size costs.
+
 The full run adds a start-up row, each contender timed once from construction to the
 first result: a fresh DataFlowKernel with Parsl's defaults (first block at the first
 strategy tick, 5 s) against a fresh ``ParslExecutionBackend()``.
@@ -26,7 +32,8 @@ from typing import Any
 
 from harness import Case, best_of, report, run
 
-NATIVE, FB = "native parsl", "flowbridge"
+NATIVE, FB, BUSY = "native parsl", "flowbridge", "native + 50 us"
+BUSY_US = 50  # driver work added per task by the calibrating contender
 FANOUT_LIMIT = 1.15  # 2,000 no-op tasks at once
 CHAIN_LIMIT = 1.25  # a chain of 200
 
@@ -37,6 +44,13 @@ def noop() -> None:
 
 def inc(x: int) -> int:
     return x + 1
+
+
+def busy(seconds: float) -> None:
+    """Pure-Python work on the driver for ``seconds`` (it holds the GIL, as an engine would)."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
 
 
 async def first_result_native_defaults() -> float:
@@ -96,6 +110,13 @@ async def main(args: Any) -> int:
         futures = [native_noop() for _ in range(fanout)]
         await asyncio.to_thread(wait, futures)
 
+    async def busy_fanout() -> None:
+        futures = []
+        for _ in range(fanout):
+            busy(BUSY_US * 1e-6)
+            futures.append(native_noop())
+        await asyncio.to_thread(wait, futures)
+
     async def fb_fanout() -> None:
         await asyncio.gather(*[fb_noop() for _ in range(fanout)])
 
@@ -118,8 +139,18 @@ async def main(args: Any) -> int:
             Case(f"{fanout:,} no-op tasks at once", NATIVE, FB, FANOUT_LIMIT),
             Case(f"chain of {chain}", NATIVE, FB, CHAIN_LIMIT),
         ]
-        cases[0].seconds = await best_of({NATIVE: native_fanout, FB: fb_fanout}, args.repeat)
+        fanouts = await best_of({NATIVE: native_fanout, FB: fb_fanout, BUSY: busy_fanout}, args.repeat)
+        cases[0].seconds = {NATIVE: fanouts[NATIVE], FB: fanouts[FB]}
         cases[1].seconds = await best_of({NATIVE: native_chain, FB: fb_chain}, args.repeat)
+        calibration = Case(
+            f"{fanout:,} no-op tasks, {BUSY_US} us of Python each",
+            NATIVE,
+            BUSY,
+            None,
+            note="calibration: what that much driver work costs here",
+        )
+        calibration.seconds = {NATIVE: fanouts[NATIVE], BUSY: fanouts[BUSY]}
+        cases.append(calibration)
     finally:
         await flow.shutdown()
         await host.shutdown()
