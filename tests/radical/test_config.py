@@ -73,8 +73,19 @@ def test_constructor_checks() -> None:
         RadicalExecutionBackend("local.localhost")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="task_manager"):
         RadicalExecutionBackend(task_manager=object())
-    with pytest.raises(ConfigError, match="raptor_workers"):
+    with pytest.raises(ConfigError, match=r"^RadicalExecutionBackend: raptor_workers=0 must be an int >= 1$"):
         RadicalExecutionBackend(raptor_workers=0)
+    with pytest.raises(ConfigError, match=r"worker_cores=1.5 must be an int >= 1, or None$"):
+        RadicalExecutionBackend(worker_cores=1.5)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"^RadicalExecutionBackend: nodes=-1 must be an int >= 0, or None$"):
+        RadicalExecutionBackend({"nodes": -1})
+
+
+def test_no_raptor_refuses_function_tasks_at_submit() -> None:
+    backend = RadicalExecutionBackend(raptor=False)
+    with pytest.raises(UnsupportedResource, match=r"raptor=False .* backend=\.\.\.$") as caught:
+        backend.submit(TaskSpec("t.3", "double", "function", func=len, args=("ab",)))
+    assert (caught.value.uid, caught.value.name) == ("t.3", "double")
 
 
 def test_registry_and_profile_options() -> None:

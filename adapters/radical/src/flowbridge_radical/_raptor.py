@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flowbridge import UnsupportedResource, WorkerLost
+from flowbridge import WorkerLost
 from flowbridge.adapter import TaskSpec
+from flowbridge.toolkit.checks import cannot_honour
 
 from . import _remote, _tasks
 
@@ -63,9 +64,12 @@ class Raptor:
     def fields(self, spec: TaskSpec) -> dict[str, Any]:
         """TaskDescription fields of a function task (without uid and name); the call travels by value."""
         if self.master is None:
-            raise UnsupportedResource(
-                f"the 'radical' backend was made with raptor=False and runs no function tasks "
-                f"(task {spec.name}, {spec.uid}); route it to another backend with backend=..."
+            raise cannot_honour(
+                "radical",
+                spec,
+                "a function",
+                "it was made with raptor=False and runs no function tasks",
+                fix="route the task to another backend with backend=...",
             )
         fields = _tasks.function_fields(spec, worker_cores=self.cores, worker_gpus=self.gpus)
         fields["mode"] = "task.function"
