@@ -16,6 +16,11 @@ codec and handle do per task when measured alone. On a machine where the driver 
 its cores with the interchange and the workers, its ratio is the floor that any driver
 work of that size costs.
 
+Before the table, one more fan-out round of each contender is accounted by process: the
+CPU time per task of the driver (this process, all its threads), the interchange and the
+worker pool with its workers, read from ``/proc``. Wall time on a shared machine is
+noisy; where the CPU goes is not.
+
 The full run adds a start-up row, each contender timed once from construction to the
 first result: a fresh DataFlowKernel with Parsl's defaults (first block at the first
 strategy tick, 5 s) against a fresh ``ParslExecutionBackend()``.
@@ -51,6 +56,53 @@ def busy(seconds: float) -> None:
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
         pass
+
+
+def cpu_by_role() -> dict[str, float]:
+    """CPU seconds so far of the driver (this process), the interchange and the worker pool, from /proc.
+
+    HTEX's pool is started detached (its parent is init), so it is found by its command line.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    procs: dict[int, tuple[int, float, str]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                stat = fh.read()
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmdline = fh.read().decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        procs[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick, cmdline)
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in procs.items():
+        children.setdefault(ppid, []).append(pid)
+
+    def tree(pid: int) -> float:
+        return procs[pid][1] + sum(tree(child) for child in children.get(pid, []))
+
+    out = {"driver": procs[os.getpid()][1], "interchange": 0.0, "pool": 0.0}
+    for pid, (ppid, _, cmdline) in procs.items():
+        if "interchange" in cmdline and "parsl" in cmdline:
+            out["interchange"] += procs[pid][1]
+        elif "process_worker_pool" in cmdline and "process_worker_pool" not in procs.get(ppid, (0, 0.0, ""))[2]:
+            out["pool"] += tree(pid)
+    return out
+
+
+async def cpu_per_task(contenders: dict[str, Any], tasks: int) -> None:
+    """One more round of each contender, its CPU per task by process printed."""
+    print(f"\nCPU per task ({tasks:,} no-op tasks at once, one round each, microseconds)")
+    print(f"{'':<16}{'driver':>10}{'interchange':>13}{'pool':>10}{'total':>10}")
+    for label, fn in contenders.items():
+        before = cpu_by_role()
+        await fn()
+        used = {role: (after - before[role]) / tasks * 1e6 for role, after in cpu_by_role().items()}
+        cells = "".join(f"{used[role]:>{w}.0f}" for role, w in (("driver", 10), ("interchange", 13), ("pool", 10)))
+        print(f"{label:<16}{cells}{sum(used.values()):>10.0f}")
 
 
 async def first_result_native_defaults() -> float:
@@ -151,6 +203,7 @@ async def main(args: Any) -> int:
         )
         calibration.seconds = {NATIVE: fanouts[NATIVE], BUSY: fanouts[BUSY]}
         cases.append(calibration)
+        await cpu_per_task({NATIVE: native_fanout, FB: fb_fanout}, fanout)
     finally:
         await flow.shutdown()
         await host.shutdown()
