@@ -24,22 +24,6 @@ GRACE = 5.0  # seconds a local block gets to exit after SIGTERM
 JOB_WAIT = 20.0  # seconds to wait for cancelled batch jobs to leave the queue
 
 
-def _group_members(pgid: int) -> list[int]:
-    """Live (not zombie) processes of a process group, from /proc."""
-    members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                fields = fh.read().rpartition(")")[2].split()
-        except OSError:
-            continue
-        if len(fields) > 2 and fields[0] != "Z" and int(fields[2]) == pgid:
-            members.append(int(entry))
-    return members
-
-
 def _local_groups(dfk: Any) -> list[int]:
     from parsl.providers import LocalProvider
 
@@ -155,7 +139,7 @@ def cleanup(dfk: Any) -> None:
     finally:
         deadline = time.monotonic() + GRACE
         for pgid in groups:
-            while _group_members(pgid):
+            while procs.group_members(pgid):
                 if time.monotonic() > deadline:
                     _log.warning("Parsl block (process group %d) still running after SIGTERM; killing it", pgid)
                     try:
