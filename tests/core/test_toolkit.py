@@ -102,6 +102,18 @@ def test_owned_keeps_the_run_dir_when_asked_and_goes_on_past_a_failing_step(tmp_
     assert "releasing" in caplog.text and "ZeroDivisionError" in caplog.text
 
 
+def test_owned_adopts_a_given_run_dir_and_removes_it_unless_kept(tmp_path):
+    given = tmp_path / "yours" / "run"
+    own = Owned("kind")
+    assert own.run_dir(given) == given == own.path and given.is_dir()  # made when missing
+    own.release()
+    assert not given.exists()
+    kept = Owned("kind", keep_run_dir=True)
+    kept.run_dir(given)
+    kept.release()
+    assert given.is_dir()
+
+
 def test_owned_tag_kills_what_carries_it_and_stops_its_reaper(tmp_path, monkeypatch):
     monkeypatch.setenv("FLOWBRIDGE_RUN_DIR", str(tmp_path))
     own = Owned("kind")

@@ -49,13 +49,17 @@ class Owned:
     def __repr__(self) -> str:
         return f"<Owned {self.kind} {self.path or '(no run dir)'}{' released' if self.released else ''}>"
 
-    def run_dir(self) -> Path:
-        """Make the run directory (see :func:`flowbridge.adapter.make_run_dir`); release removes it
-        unless ``keep_run_dir``."""
+    def run_dir(self, path: Path | None = None) -> Path:
+        """Make the run directory (see :func:`flowbridge.adapter.make_run_dir`), or adopt ``path``
+        (made if missing); release removes it unless ``keep_run_dir``."""
         from ..adapter import make_run_dir
 
         self._check_open()
-        path = self.path = make_run_dir(self.kind)
+        if path is None:
+            path = make_run_dir(self.kind)
+        else:
+            path.mkdir(parents=True, exist_ok=True)
+        self.path = path
         if self.keep_run_dir:
             self._stack.callback(_log.info, "%s run directory kept: %s", self.kind, path)
         else:

@@ -56,7 +56,7 @@ class ParslTask(concurrent.futures.Future):  # type: ignore[type-arg]
             if self.cancelled():
                 gate.cancel()
             elif self.app_future is not None and self.app_future.done():  # settled before the ask
-                self._open(gate, self.app_future)
+                _settle_future(gate, self.app_future.result, self._error(self.app_future))
         return gate
 
     def _settle(self, app_future: Any) -> None:
@@ -64,35 +64,17 @@ class ParslTask(concurrent.futures.Future):  # type: ignore[type-arg]
         self._live.discard(self)
         if self.done():  # cancelled meanwhile (and so is the gate)
             return
-        exc = app_future.exception()
+        error = self._error(app_future)
         if self._gate is not None:
-            self._open(self._gate, app_future, exc)
-        try:
-            if exc is None:
-                self.set_result(codec.load_outcome(app_future.result()))  # the runner's packed worker.Ran
-                return
-            exc = translate(exc, self)
-            if isinstance(exc, concurrent.futures.CancelledError):  # an upstream was cancelled
-                super().cancel()
-            else:
-                self.set_exception(exc)
-        except _InvalidState:  # cancelled between the check and the set
-            pass
+            _settle_future(self._gate, app_future.result, error)  # packed: bytes
+        # The runner's packed worker.Ran, unpacked. Through super(): a cancelled upstream settles this
+        # handle as cancelled without cancel()'s stopping of a command that never ran.
+        _settle_future(super(), lambda: codec.load_outcome(app_future.result()), error)
 
-    def _open(self, gate: _Gate, app_future: Any, exc: BaseException | None = None) -> None:
-        if exc is None:
-            exc = app_future.exception()
-        try:
-            if exc is None:
-                gate.set_result(app_future.result())  # packed: bytes
-                return
-            exc = translate(exc, self)
-            if isinstance(exc, concurrent.futures.CancelledError):
-                gate.cancel()
-            else:
-                gate.set_exception(exc)
-        except _InvalidState:  # opened twice (a gate asked for while the handle settled)
-            pass
+    def _error(self, app_future: Any) -> BaseException | None:
+        """What a settled AppFuture's error means for this task (None: it succeeded)."""
+        exc = app_future.exception()
+        return None if exc is None else translate(exc, self)
 
     def cancel(self) -> bool:
         """Settle the handle as cancelled and stop its command, if any (``on_cancel``).
@@ -118,6 +100,19 @@ class _Gate(concurrent.futures.Future):  # type: ignore[type-arg]
 
     def __repr__(self) -> str:
         return self._label
+
+
+def _settle_future(future: Any, value: Callable[[], Any], error: BaseException | None) -> None:
+    """Settle ``future`` with ``value()``, or ``error`` (a CancelledError cancels it); once only."""
+    try:
+        if error is None:
+            future.set_result(value())
+        elif isinstance(error, concurrent.futures.CancelledError):  # an upstream was cancelled
+            future.cancel()
+        else:
+            future.set_exception(error)
+    except _InvalidState:  # cancelled meanwhile, or settled already
+        pass
 
 
 def translate(exc: BaseException, task: ParslTask) -> BaseException:

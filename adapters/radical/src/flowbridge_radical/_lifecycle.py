@@ -99,17 +99,7 @@ class Lifecycle:
         """The run directory, when this backend makes anything of RP's; its path is the owner tag."""
         if not (self.own_session or self.own_pilot or self.raptor.start or self.task_manager is None):
             return None
-        self._check_killed()
-        path = self._run_dir_given
-        if path is None:
-            path = self._owning(self._own.run_dir)
-        else:  # Owned makes run dirs; a given one is adopted: removed at release unless kept, and by the reaper
-            path.mkdir(parents=True, exist_ok=True)
-            self._own.path = path
-            if self._own.keep_run_dir:
-                self._owning(self._own.callback, _log.info, "%s run directory kept: %s", "radical", path)
-            else:
-                self._owning(self._own.callback, shutil.rmtree, path, ignore_errors=True)
+        path = self._owning(self._own.run_dir, self._run_dir_given)  # a given one is adopted: removed unless kept
         if not self._own.keep_run_dir:
             self._again.append(functools.partial(shutil.rmtree, path, ignore_errors=True))
         self.run_dir = path
